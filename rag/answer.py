@@ -1,0 +1,174 @@
+"""Stage 5 — answer: a question in, a cited ``Answer`` out (streamed as events on the way).
+
+    question ─► retrieve (hybrid) ─► choose passages ─► prompt ─► model ─► check citations ─► Answer
+                                         │ nothing relevant: refuse without asking the model
+    events:               Sources ───────┘          Token … Token                    Final
+
+Every front end (CLI, web chat, API, evaluation) calls ``Pipeline.stream`` or ``Pipeline.ask``,
+so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rag.citations import check_answer, is_refusal
+from rag.llm import Generator, make_generator
+from rag.prompt import REFUSAL
+from rag.retrieve import Filters, HybridRetriever, to_passage
+from rag.schema import Answer, Citation, Passage
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class QuestionError(ValueError):
+    """The question cannot be answered as asked (empty, too long)."""
+
+
+@dataclass
+class Sources:
+    passages: list[Passage]
+
+
+@dataclass
+class Token:
+    text: str
+
+
+@dataclass
+class Final:
+    answer: Answer
+
+
+Event = Sources | Token | Final
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """Drop control characters and surplus whitespace; refuse empty or over-long questions."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in question)
+    text = " ".join(text.split())
+    if not text:
+        raise QuestionError("the question is empty; type a question about the articles")
+    if len(text) > max_chars:
+        raise QuestionError(
+            f"the question is {len(text):,} characters long; the limit is {max_chars:,} (RAG_MAX_QUESTION_CHARS)"
+        )
+    return text
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough LLM token count (about 1.3 per word): good enough for a prompt budget, no tokenizer."""
+    return int(len(text.split()) * 1.3) + 8
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, retriever: HybridRetriever, generator: Generator,
+                 fallback: Generator | None = None) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.generator = generator
+        self.fallback = fallback
+
+    def ask(self, question: str, filters: Filters | None = None, id: str | None = None) -> Answer:
+        for event in self.stream(question, filters):
+            if isinstance(event, Final):
+                event.answer.id = id
+                return event.answer
+        raise RuntimeError("pipeline ended without an answer")  # unreachable: stream always ends in Final
+
+    def stream(self, question: str, filters: Filters | None = None) -> Iterator[Event]:
+        started = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+        docs = self.retriever.invoke(question, filters=filters or Filters())
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        passages = self.choose_passages([to_passage(d) for d in docs])
+        yield Sources(passages)
+
+        timings = {"retrieve_ms": retrieve_ms}
+        if not self.relevant_enough(passages):
+            timings["first_token_ms"] = timings["total_ms"] = (time.perf_counter() - started) * 1000
+            yield Final(refusal(question, passages, timings, self.generator.name))
+            return
+
+        text, first_token_at, used = "", None, self.generator
+        try:
+            for piece in self.generator.runnable.stream({"question": question, "passages": passages}):
+                if first_token_at is None and piece:
+                    first_token_at = time.perf_counter()
+                text += piece
+                yield Token(piece)
+        except Exception as exc:  # a server down or gone mid-answer: say so, or fall back
+            if self.fallback is None:
+                raise
+            log.warning("LLM %s failed (%s); answering with %s", self.generator.name, exc, self.fallback.name)
+            used = self.fallback
+            text = self.fallback.runnable.invoke({"question": question, "passages": passages})
+            first_token_at = time.perf_counter()
+            yield Token("\n\n" + text)
+        finished = time.perf_counter()
+        timings["first_token_ms"] = ((first_token_at or finished) - started) * 1000
+        timings["total_ms"] = (finished - started) * 1000
+        name = used.name if used is self.generator else f"{used.name} (fallback: {self.generator.name} failed)"
+        yield Final(finalize(question, text, passages, timings, name))
+
+    def choose_passages(self, candidates: list[Passage]) -> list[Passage]:
+        """The best passages that fit the prompt budget (prompt length is what costs time)."""
+        chosen: list[Passage] = []
+        budget = self.settings.context_tokens
+        for passage in candidates:
+            cost = estimate_tokens(passage.text)
+            if len(chosen) >= self.settings.top_k or (chosen and cost > budget):
+                break
+            chosen.append(passage)
+            budget -= cost
+        return chosen
+
+    def relevant_enough(self, passages: list[Passage]) -> bool:
+        if not passages:
+            return False
+        dense = [p.dense_score for p in passages if p.dense_score is not None]
+        return not dense or max(dense) >= self.settings.min_dense_score
+
+
+def finalize(question: str, text: str, passages: list[Passage], timings: dict, llm: str) -> Answer:
+    """Turn the model's reply into an Answer with verified citations, or a refusal."""
+    sentences = check_answer(text, passages, question)
+    if not sentences or is_refusal(sentences[0].text):
+        return refusal(question, passages, timings, llm)
+    kept = [s for s in sentences if s.supported and not is_refusal(s.text)]
+    if not kept:
+        return refusal(question, passages, timings, llm)
+    parts, cited = [], []
+    for sentence in kept:
+        markers = "".join(f"[{n}]" for n in sentence.cites)
+        parts.append(f"{sentence.text.rstrip()} {markers}".rstrip())
+        cited.extend(n for n in sentence.cites if n not in cited)
+    citations = [
+        Citation(n=n, doc_id=passages[n - 1].doc_id, title=passages[n - 1].title, chunk_id=passages[n - 1].chunk_id,
+                 text=passages[n - 1].text, start=passages[n - 1].start, end=passages[n - 1].end)
+        for n in cited
+    ]
+    return Answer(question=question, answer=" ".join(parts), refused=False, citations=citations,
+                  contexts=passages, timings=timings, llm=llm)
+
+
+def refusal(question: str, passages: list[Passage], timings: dict, llm: str) -> Answer:
+    return Answer(question=question, answer=REFUSAL, refused=True, citations=[], contexts=passages,
+                  timings=timings, llm=llm)
+
+
+def build_pipeline(settings: Settings, retriever: HybridRetriever, generator: Generator | None = None) -> Pipeline:
+    generator = generator or make_generator(settings)
+    fallback = None
+    if settings.llm_fallback and not generator.name.startswith("extractive"):
+        from rag.llm import BACKENDS
+
+        fallback = BACKENDS["extractive"](settings)
+    return Pipeline(settings, retriever, generator, fallback)

@@ -1,0 +1,260 @@
+"""The command line: ``python -m rag index | ask | eval | docs | remove``.
+
+Each command composes the pipeline (``rag.components``) and prints; no retrieval or prompting
+logic lives here. User errors print one line ``error: …`` and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from rag.settings import Settings
+
+log = logging.getLogger("rag")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "transformers", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = Settings(**dict(parse_overrides(args.set)))
+        return args.handler(args, settings)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every user-facing failure becomes one line
+        if args.verbose:
+            raise
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return 1
+
+
+def describe(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"bad setting {'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
+    return str(exc) or type(exc).__name__
+
+
+def parse_overrides(pairs: list[str]) -> list[tuple[str, str]]:
+    """``--set top_k=3`` → ("top_k", "3"): the same names as the RAG_* variables, lower-case."""
+    overrides = []
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set takes NAME=VALUE, got {pair!r}")
+        name, value = pair.split("=", 1)
+        name = name.strip().lower().removeprefix("rag_")
+        if name not in Settings.model_fields:
+            raise ValueError(f"unknown setting {name!r}; see the Configuration table in README.md")
+        overrides.append((name, value))
+    return overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rag", description="Cited answers over a corpus of articles.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a setting for this run (e.g. --set llm=extractive); repeatable")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    index = commands.add_parser("index", help="index files and folders (default: corpus/)")
+    index.add_argument("paths", nargs="*", type=Path)
+    index.add_argument("--prune", action="store_true", help="remove indexed articles not among PATHS")
+    index.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
+    index.add_argument("--wait", action="store_true", help="wait for another running indexer instead of failing")
+    index.set_defaults(handler=cmd_index)
+
+    ask = commands.add_parser("ask", help="answer a question with cited passages")
+    ask.add_argument("question", nargs="?")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--batch", type=Path, metavar="FILE.jsonl", help="answer every {id, question} line; JSONL out")
+    add_filter_arguments(ask)
+    ask.set_defaults(handler=cmd_ask)
+
+    evaluate = commands.add_parser("eval", help="run a question set and report quality and latency")
+    evaluate.add_argument("file", type=Path)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    docs = commands.add_parser("docs", help="list indexed articles")
+    docs.add_argument("--json", action="store_true")
+    docs.set_defaults(handler=cmd_docs)
+
+    remove = commands.add_parser("remove", help="remove articles from the index")
+    remove.add_argument("doc_ids", nargs="+")
+    remove.set_defaults(handler=cmd_remove)
+    return parser
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--doc", action="append", default=[], metavar="DOC_ID", help="only these articles")
+    parser.add_argument("--from", dest="date_from", default="", metavar="YYYY-MM-DD")
+    parser.add_argument("--to", dest="date_to", default="", metavar="YYYY-MM-DD")
+
+
+def components(settings: Settings):
+    from rag.components import Components
+
+    return Components(settings)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_index(args, settings: Settings) -> int:
+    from rag.index import index_articles, indexer_lock, open_record_manager
+    from rag.load import load_paths
+    from rag.store import delete_collection
+
+    paths = args.paths or [settings.corpus_dir]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    with indexer_lock(settings, wait=args.wait):
+        started = time.perf_counter()
+        parts = components(settings)
+        if args.rebuild:
+            delete_collection(settings, parts.client)
+            (settings.data_dir / "records.sqlite").unlink(missing_ok=True)
+        loaded = load_paths(paths)
+        for source, reason in loaded.failures:
+            print(f"skipped {source}: {reason}", file=sys.stderr)
+        summary = index_articles(loaded.articles, store=parts.store(create=True),
+                                 record_manager=open_record_manager(settings), chunker=parts.chunker,
+                                 prune=args.prune, progress=progress_bar("embedding", "chunks"))
+        summary.failed = loaded.failures
+        summary.seconds = time.perf_counter() - started
+    print(f"indexed {len(loaded.articles)} articles from {', '.join(map(str, paths))}: {summary.line()}")
+    return 1 if summary.failed else 0
+
+
+def progress_bar(label: str, unit: str):
+    """tqdm on a terminal; on a pipe, a log line every ~10% (no carriage-return noise in logs)."""
+
+    def wrap(items, total: int):
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            return tqdm(items, total=total, desc=label, unit=f" {unit}", file=sys.stderr)
+        return _log_every(items, total, label, unit)
+
+    return wrap
+
+
+def _log_every(items, total: int, label: str, unit: str):
+    step = max(1, total // 10)
+    for i, item in enumerate(items, 1):
+        if i % step == 0 or i == total:
+            print(f"{label}: {i}/{total} {unit}", file=sys.stderr, flush=True)
+        yield item
+
+
+def filters_from(args):
+    from rag.load import normalise_date
+    from rag.retrieve import Filters
+
+    return Filters(doc_ids=tuple(args.doc), date_from=normalise_date(args.date_from) if args.date_from else "",
+                   date_to=normalise_date(args.date_to) if args.date_to else "")
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    from rag.answer import QuestionError, clean_question
+    from rag.evaluate import load_question_set
+
+    if args.batch is None:
+        if args.question is None:
+            raise ValueError('give a question: python -m rag ask "QUESTION"')
+        clean_question(args.question, settings.max_question_chars)  # fail fast, before loading models
+        pipeline = components(settings).pipeline
+        answer = pipeline.ask(args.question, filters_from(args))
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False))
+        else:
+            print(format_answer(answer))
+        return 0
+    rows = load_question_set(args.batch)
+    pipeline = components(settings).pipeline
+    failures = 0
+    for row in rows:
+        try:
+            answer = pipeline.ask(row["question"], filters_from(args), id=str(row["id"]))
+            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        except QuestionError as exc:
+            failures += 1
+            print(json.dumps({"id": row["id"], "question": row["question"], "error": str(exc)}), flush=True)
+    return 1 if failures else 0
+
+
+def format_answer(answer) -> str:
+    lines = [answer.answer, ""]
+    if answer.citations:
+        lines.append("Sources:")
+        for c in answer.citations:
+            excerpt = " ".join(c.text.split())
+            lines.append(f"  [{c.n}] {c.title} ({c.doc_id}): {excerpt[:200]}{'…' if len(excerpt) > 200 else ''}")
+    elif answer.refused and answer.contexts:
+        lines.append("Closest passages:")
+        for n, p in enumerate(answer.contexts[:3], 1):
+            lines.append(f"  - {p.title} ({p.doc_id})")
+    lines.append(f"\n({answer.llm}; {answer.timings.get('total_ms', 0) / 1000:.1f} s)")
+    return "\n".join(lines)
+
+
+def cmd_eval(args, settings: Settings) -> int:
+    from rag import evaluate
+
+    rows = evaluate.load_question_set(args.file)
+    pipeline = components(settings).pipeline
+    progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        def progress(items):
+            return tqdm(items, desc="questions", file=sys.stderr)
+    else:
+        def progress(items):
+            return _log_every(items, len(rows), "eval", "questions")
+    results = evaluate.run(pipeline, rows, progress)
+    summary = evaluate.summarize(results)
+    summary["llm"] = pipeline.generator.name
+    if args.json:
+        print(json.dumps(evaluate.results_json(summary, results), ensure_ascii=False))
+    else:
+        print(evaluate.format_report(summary, results))
+    return 0
+
+
+def cmd_docs(args, settings: Settings) -> int:
+    from rag.index import list_articles
+
+    rows = list_articles(components(settings).store())
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for row in rows:
+        print(f"{row['doc_id']:<40} {row['date'] or '-':<10} {row['chunks']:>4} chunks  {row['title'][:70]}")
+    print(f"{len(rows)} articles")
+    return 0
+
+
+def cmd_remove(args, settings: Settings) -> int:
+    from rag.index import indexer_lock, open_record_manager, remove_articles
+
+    with indexer_lock(settings, wait=True):
+        parts = components(settings)
+        removed = remove_articles(args.doc_ids, store=parts.store(), record_manager=open_record_manager(settings))
+    missing = [d for d, n in removed.items() if n == 0]
+    for doc_id, n in removed.items():
+        print(f"{doc_id}: {'removed ' + str(n) + ' chunks' if n else 'not in the index'}")
+    return 1 if missing else 0

@@ -1,0 +1,172 @@
+"""Evaluation: run a question set through the pipeline and score it.
+
+Question-set format: ``../shared/eval/README.md`` (README "Measuring answer quality"). Metrics:
+
+- evidence hit@1/3/5 and MRR — over ``contexts``, i.e. what the model was given; a context hits
+  when it contains one of the ``evidence`` strings (compared after collapsing whitespace and
+  dropping HTML tags, ``*`` and backticks on both sides, case-insensitively);
+- correct — answerable questions answered (not refused) with every ``answer_must_include`` group;
+- refused — unanswerable questions refused; false refusals — answerable questions refused;
+- latency p50/p95 of retrieve, first token and total.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rag.answer import Pipeline
+from rag.schema import Answer
+
+
+class QuestionSetError(ValueError):
+    pass
+
+
+def load_question_set(path: Path) -> list[dict]:
+    """Read a JSONL question set; every line needs ``id`` and ``question``; other keys are kept."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QuestionSetError(f"cannot read question set {path}: {exc}") from exc
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QuestionSetError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or "question" not in row or "id" not in row:
+            raise QuestionSetError(f"{path}:{number}: each line needs at least \"id\" and \"question\"")
+        rows.append(row)
+    return rows
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def normalise(text: str) -> str:
+    text = _TAGS.sub("", text).replace("*", "").replace("`", "")
+    return " ".join(text.split()).lower()
+
+
+def evidence_rank(contexts: list[str], evidence: list[str]) -> int | None:
+    """1-based rank of the first context containing any evidence string; None if none does."""
+    wanted = [normalise(e) for e in evidence if normalise(e)]
+    for rank, context in enumerate(contexts, 1):
+        text = normalise(context)
+        if any(e in text for e in wanted):
+            return rank
+    return None
+
+
+def contains_required(answer: str, groups: list[list[str]]) -> bool:
+    text = answer.lower()
+    return all(any(alt.lower() in text for alt in group) for group in groups)
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    question: str
+    answerable: bool | None
+    answer: str
+    refused: bool
+    evidence_rank: int | None
+    correct: bool | None  # None when the set gives no required groups
+    citations: list[dict] = field(default_factory=list)
+    contexts: list[dict] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    llm: str = ""
+    error: str = ""
+
+
+def score(row: dict, answer: Answer) -> QuestionResult:
+    answerable = row.get("answerable")
+    evidence = row.get("evidence") or []
+    rank = evidence_rank([c.text for c in answer.contexts], evidence) if evidence else None
+    groups = row.get("answer_must_include")
+    correct = None
+    if answerable and groups:
+        correct = not answer.refused and contains_required(answer.answer, groups)
+    data = answer.to_json()
+    return QuestionResult(id=str(row["id"]), question=row["question"], answerable=answerable, answer=answer.answer,
+                          refused=answer.refused, evidence_rank=rank, correct=correct, citations=data["citations"],
+                          contexts=data["contexts"], timings=data["timings"], llm=answer.llm)
+
+
+def run(pipeline: Pipeline, rows: list[dict],
+        progress: Callable[[Iterable[dict]], Iterable[dict]] | None = None) -> list[QuestionResult]:
+    results = []
+    for row in progress(rows) if progress else rows:
+        try:
+            results.append(score(row, pipeline.ask(row["question"], id=str(row["id"]))))
+        except Exception as exc:  # one broken question must not sink the run; it is reported
+            results.append(QuestionResult(id=str(row["id"]), question=str(row.get("question")),
+                                          answerable=row.get("answerable"), answer="", refused=False,
+                                          evidence_rank=None, correct=False if row.get("answerable") else None,
+                                          error=f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def summarize(results: list[QuestionResult]) -> dict:
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if r.answerable is False]
+    with_evidence = [r for r in answerable if r.evidence_rank is not None or r.contexts]
+    judged = [r for r in answerable if r.correct is not None]
+
+    def share(items: list, predicate) -> float | None:
+        return round(sum(1 for i in items if predicate(i)) / len(items), 3) if items else None
+
+    summary = {
+        "questions": len(results),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "errors": sum(1 for r in results if r.error),
+        **{f"hit@{k}": share(with_evidence, lambda r, k=k: r.evidence_rank is not None and r.evidence_rank <= k)
+           for k in (1, 3, 5)},
+        "mrr": round(sum(1 / r.evidence_rank for r in with_evidence if r.evidence_rank) / len(with_evidence), 3)
+        if with_evidence else None,
+        "correct": share(judged, lambda r: r.correct),
+        "refused_unanswerable": share(unanswerable, lambda r: r.refused),
+        "false_refusals": sum(1 for r in answerable if r.refused),
+    }
+    for key in ("retrieve_ms", "first_token_ms", "total_ms"):
+        values = [r.timings[key] for r in results if key in r.timings]
+        summary[f"{key}_p50"] = _round(percentile(values, 50))
+        summary[f"{key}_p95"] = _round(percentile(values, 95))
+    return summary
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def format_report(summary: dict, results: list[QuestionResult]) -> str:
+    lines = [f"{'id':<12} {'ans?':<5} {'rank':<5} {'ok':<5} {'refused':<8} answer"]
+    for r in results:
+        ok = "-" if r.correct is None else ("yes" if r.correct else "NO")
+        answer = (r.error or r.answer).replace("\n", " ")
+        lines.append(f"{r.id:<12} {str(r.answerable):<5} {str(r.evidence_rank or '-'):<5} {ok:<5} "
+                     f"{str(r.refused):<8} {answer[:110]}")
+    lines.append("")
+    for key, value in summary.items():
+        lines.append(f"{key:<22} {value}")
+    return "\n".join(lines)
+
+
+def results_json(summary: dict, results: list[QuestionResult]) -> dict:
+    return {"summary": summary, "results": [asdict(r) for r in results]}

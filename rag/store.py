@@ -1,0 +1,79 @@
+"""Stage 3b — store: the Chroma collection, embedded or on a Chroma server.
+
+``RAG_CHROMA_HOST`` unset: a ``PersistentClient`` under ``RAG_DATA_DIR/chroma`` (one process
+writes at a time). Set: ``chromadb.HttpClient`` to a ``chroma run`` server, for several app
+processes. The collection records the embedding model and dimension it was built with; opening it
+with a different model is an ``IndexMismatchError`` that says how to rebuild.
+"""
+
+from __future__ import annotations
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+from langchain_chroma import Chroma
+
+from rag.embed import EmbeddingModel
+from rag.settings import Settings
+
+
+class StoreError(Exception):
+    pass
+
+
+class IndexMismatchError(StoreError):
+    pass
+
+
+def make_chroma_client(settings: Settings) -> chromadb.ClientAPI:
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        headers = {}
+        if settings.chroma_token:
+            headers["Authorization"] = f"Bearer {settings.chroma_token.get_secret_value()}"
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, headers=headers,
+                                       settings=chroma_settings)
+        except Exception as exc:  # chromadb raises plain ValueError/ConnectionError variants
+            raise StoreError(
+                f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({exc}). "
+                "Start it with `chroma run --path DIR --host 127.0.0.1 --port PORT`, or unset RAG_CHROMA_HOST."
+            ) from exc
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+def open_store(settings: Settings, client: chromadb.ClientAPI, model: EmbeddingModel, *,
+               create: bool = False) -> Chroma:
+    """The LangChain vector store over the collection; refuses a collection built with another model."""
+    existing = {c.name if hasattr(c, "name") else c for c in client.list_collections()}
+    if settings.collection not in existing and not create:
+        raise StoreError(f"no index yet in {describe_location(settings)}. Build it with: python -m rag index")
+    if settings.collection in existing:
+        metadata = client.get_collection(settings.collection).metadata or {}
+        built_with = metadata.get("embed_model")
+        if built_with and (built_with != model.name or metadata.get("embed_dim") != model.dimension):
+            raise IndexMismatchError(
+                f"the index was built with embedding model {built_with!r} ({metadata.get('embed_dim')}-d) but "
+                f"RAG_EMBED_MODEL is {model.name!r} ({model.dimension}-d). Rebuild it with: "
+                "python -m rag index --rebuild"
+            )
+    return Chroma(
+        collection_name=settings.collection,
+        embedding_function=model.embeddings,
+        client=client,
+        collection_metadata={"embed_model": model.name, "embed_dim": model.dimension},
+        collection_configuration={"hnsw": {"space": "cosine"}},
+    )
+
+
+def delete_collection(settings: Settings, client: chromadb.ClientAPI) -> None:
+    try:
+        client.delete_collection(settings.collection)
+    except Exception:  # absent already: nothing to delete
+        pass
+
+
+def describe_location(settings: Settings) -> str:
+    if settings.chroma_host:
+        return f"Chroma server {settings.chroma_host}:{settings.chroma_port}"
+    return str(settings.chroma_dir)
