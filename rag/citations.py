@@ -106,9 +106,9 @@ def support(sentence_terms: set[str], passage_terms: set[str]) -> float:
 def check_answer(text: str, passages: list[Passage], question: str, *,
                  min_support: float = 0.5) -> list[CheckedSentence]:
     """Split the model's reply into sentences with verified citations (see module docstring)."""
-    passage_terms = [content_terms(p.title + " " + p.text) for p in passages]
+    passage_terms = [content_terms(f"{p.title} {p.author} {p.text}") for p in passages]
     question_terms = content_terms(question)
-    known = all_terms(question + " " + " ".join(p.title + " " + p.text for p in passages))
+    known = all_terms(question + " " + " ".join(f"{p.title} {p.author} {p.text}" for p in passages))
     checked: list[CheckedSentence] = []
     for raw in split_sentences(text):
         cites = [n for n in _marker_numbers(raw) if 1 <= n <= len(passages)]
@@ -118,7 +118,10 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
             if checked and cites:
                 checked[-1].cites = _unique(checked[-1].cites + cites)
             continue
-        terms = content_terms(sentence) - question_terms or content_terms(sentence)
+        terms = content_terms(sentence) - question_terms
+        if not terms:  # restates the question and adds nothing ("The CEO of X is X.")
+            checked.append(CheckedSentence(sentence, [], False))
+            continue
         scores = [support(terms, pt) for pt in passage_terms]
         good = [n for n in cites if scores[n - 1] >= min_support]
         if not good and scores:

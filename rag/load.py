@@ -239,7 +239,10 @@ def _blocks_of(lines: list[str], markdown: bool) -> list[tuple[str, str]]:
             flush()
             continue
         heading = MD_HEADING.match(stripped) if markdown else None
-        if heading:
+        if TRAILER.match(stripped):  # "Comments", "Share": never part of a paragraph
+            flush()
+            blocks.append(("para", stripped))
+        elif heading:
             flush()
             blocks.append(("heading", _strip_inline(heading.group(2))))
         elif markdown and (LIST_ITEM.match(line) or stripped.startswith("|")):
@@ -398,10 +401,15 @@ def build_article(doc_id: str, parsed: Parsed, *, fallback_source: str) -> Artic
     if not any(kind == "para" for kind, _ in blocks):
         raise LoadError("no article text found")
     author = parsed.author
-    if not author:  # an author bio at the end ("Jane Doe is a ...") names the author
-        for kind, text in blocks[-2:]:
-            if kind == "para" and (m := AUTHOR_BIO.match(text)):
-                author = m.group(1)
+    # An author bio at the end ("Jane Doe is a ...") names the author and becomes its own
+    # section, so "who wrote this?" can find it.
+    for i in range(max(0, len(blocks) - 2), len(blocks)):
+        kind, text = blocks[i]
+        if kind == "para" and (m := AUTHOR_BIO.match(text)) and (not author or author in text):
+            author = author or m.group(1)
+            if i == 0 or blocks[i - 1][0] != "heading":
+                blocks.insert(i, ("heading", "About the author"))
+            break
     text_parts: list[str] = []
     headings: list[tuple[int, int, str]] = []
     offset = 0

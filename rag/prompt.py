@@ -38,6 +38,8 @@ def format_passages(passages: list[Passage]) -> str:
         label = passage.title
         if passage.date:
             label += f", {readable_date(passage.date)}"
+        if passage.author:
+            label += f", by {passage.author}"
         text = _FENCE.sub("[passage", passage.text)
         blocks.append(f'<passage n="{n}" source="{_FENCE.sub("", label)}">\n{text}\n</passage>')
     return "\n".join(blocks)

@@ -8,6 +8,7 @@ calibration between the two. Filters (article ids, a date range) apply to both s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,7 +83,8 @@ class HybridRetriever(BaseRetriever):
                 entry["dense"] = 1.0 - float(distance)
         if self.mode in ("hybrid", "bm25"):
             allow = None if filters.is_empty() else filters.allows
-            for rank, (position, _score) in enumerate(self.lexical.search(query, self.fetch_k, allow)):
+            hits = self.lexical.search(expand_lexical_query(query), self.fetch_k, allow)
+            for rank, (position, _score) in enumerate(hits):
                 chunk_id = self.lexical.ids[position]
                 if chunk_id not in ranked:  # seen by BM25 only: its Document is fetched below
                     ranked[chunk_id] = {"doc": None, "score": 0.0, "dense": None}
@@ -106,6 +108,14 @@ class HybridRetriever(BaseRetriever):
         return results
 
 
+AUTHORSHIP = re.compile(r"\b(who (wrote|authored|penned)|written by|author|byline|writer)\b", re.IGNORECASE)
+
+
+def expand_lexical_query(query: str) -> str:
+    """Questions about who wrote an article should reach its "About the author" section."""
+    return f"{query} author" if AUTHORSHIP.search(query) else query
+
+
 def to_passage(doc: Document) -> Passage:
     meta = doc.metadata
     return Passage(
@@ -115,6 +125,7 @@ def to_passage(doc: Document) -> Passage:
         text=chunk_body(doc),
         section=meta.get("section", ""),
         date=meta.get("date", ""),
+        author=meta.get("author", ""),
         source=meta.get("source", ""),
         start=int(meta.get("start", 0)),
         end=int(meta.get("end", 0)),

@@ -49,6 +49,7 @@ class Passage:
     text: str  # the chunk body (what the reader sees and the model reads)
     section: str = ""
     date: str = ""
+    author: str = ""
     source: str = ""
     start: int = 0
     end: int = 0

@@ -1,0 +1,59 @@
+"""Citation checking: phantom markers, repair, unsupported claims, refusals."""
+
+from rag.answer import finalize
+from rag.citations import check_answer, is_refusal
+from rag.schema import Passage
+
+PASSAGES = [
+    Passage(chunk_id="a", doc_id="tolls", title="Harbour Toll Reform",
+            text="The city council voted 7 to 2 to cut harbour tolls for fishing boats by 40 percent."),
+    Passage(chunk_id="b", doc_id="library", title="Library Hours",
+            text="The central library will open on Sundays from 10 a.m. to 4 p.m. starting in January."),
+]
+QUESTION = "By how much were harbour tolls cut?"
+
+
+def test_a_marker_pointing_at_no_passage_is_removed():
+    answer = finalize(QUESTION, "Tolls for fishing boats were cut by 40 percent [7].", PASSAGES, {}, "fake")
+    assert "[7]" not in answer.answer
+    assert [c.n for c in answer.citations] == [1]  # re-pointed at the passage that supports it
+
+
+def test_a_wrong_marker_is_repointed_to_the_supporting_passage():
+    answer = finalize(QUESTION, "Tolls for fishing boats were cut by 40 percent [2].", PASSAGES, {}, "fake")
+    assert answer.answer.endswith("[1]") and answer.citations[0].chunk_id == "a"
+
+
+def test_uncited_answer_gets_citations_added():
+    answer = finalize(QUESTION, "The council cut fishing boat tolls by 40 percent.", PASSAGES, {}, "fake")
+    assert answer.answer == "The council cut fishing boat tolls by 40 percent. [1]"
+
+
+def test_sentence_with_an_invented_number_is_dropped():
+    text = "Tolls were cut by 40 percent [1]. The vote cost the city 9 million dollars [1]."
+    answer = finalize(QUESTION, text, PASSAGES, {}, "fake")
+    assert "9 million" not in answer.answer and "40 percent" in answer.answer
+
+
+def test_answer_made_only_of_invented_facts_becomes_a_refusal():
+    answer = finalize("Who is the mayor?", "The mayor is Rosa Delgado [1].", PASSAGES, {}, "fake")
+    assert answer.refused and answer.citations == []
+
+
+def test_restating_the_question_is_not_an_answer():
+    answer = finalize("Who runs the central library?", "The central library is run by the central library [2].",
+                      PASSAGES, {}, "fake")
+    assert answer.refused
+
+
+def test_refusal_wordings_are_recognised():
+    for text in ("The articles don't say.", "The passages do not mention the price.",
+                 "This information is not provided in the passages.", "I cannot determine that from the text."):
+        assert is_refusal(text), text
+    assert not is_refusal("The council voted 7 to 2.")
+
+
+def test_marker_lists_and_ranges_are_parsed():
+    checked = check_answer("Tolls fell 40 percent for fishing boats [1, 2]. Libraries open Sundays [1-2].",
+                           PASSAGES, "What changed?")
+    assert checked[0].cites == [1] and checked[1].cites == [2]

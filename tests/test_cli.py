@@ -1,0 +1,70 @@
+"""The command line as a user runs it: real subprocesses, the extractive backend."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+
+def rag(*args: str, data_dir, input: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_LLM": "extractive", **env}
+    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=REPO, env=environment, input=input,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    result = rag("index", "corpus", data_dir=folder)
+    assert result.returncode == 0, result.stderr
+    assert "1 added" in result.stdout
+    return folder
+
+
+def test_ask_json_has_the_documented_shape(data_dir):
+    result = rag("ask", "Which Chinese model has comparable exploitation capabilities?", "--json", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) >= {"id", "question", "answer", "refused", "citations", "contexts", "timings", "llm"}
+    assert "Kimi" in answer["answer"] and not answer["refused"]
+    citation = answer["citations"][0]
+    assert set(citation) == {"n", "doc_id", "title", "chunk_id", "text", "start", "end"}
+    assert set(answer["contexts"][0]) >= {"doc_id", "chunk_id", "text", "score"}
+    assert set(answer["timings"]) == {"retrieve_ms", "first_token_ms", "total_ms"}
+
+
+def test_batch_reads_jsonl_and_writes_one_object_per_line(data_dir, tmp_path):
+    batch = tmp_path / "q.jsonl"
+    batch.write_text('{"id": "a", "question": "Who wrote the article?", "extra": 1}\n'
+                     '{"id": "b", "question": "How many executives signed the letter?"}\n')
+    result = rag("ask", "--batch", str(batch), data_dir=data_dir)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["a", "b"]
+
+
+def test_index_twice_skips_unchanged(data_dir):
+    result = rag("index", "corpus", data_dir=data_dir)
+    assert "1 unchanged" in result.stdout and "0 chunks written" in result.stdout
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 50_000])
+def test_bad_questions_are_one_line_errors(data_dir, question):
+    result = rag("ask", question, data_dir=data_dir)
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_index_is_a_one_line_error(tmp_path):
+    result = rag("ask", "Anything?", data_dir=tmp_path / "empty")
+    assert result.returncode != 0 and "python -m rag index" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_docs_lists_the_indexed_article(data_dir):
+    rows = json.loads(rag("docs", "--json", data_dir=data_dir).stdout)
+    assert [r["doc_id"] for r in rows] == ["us-ai-export-controls-anthropic"]
+    assert rows[0]["chunks"] > 10 and rows[0]["indexed_at"]
