@@ -22,7 +22,7 @@ from langchain_openai import ChatOpenAI
 
 from rag import llm_local
 from rag.extractive import extractive_answer
-from rag.prompt import PROMPT, prompt_inputs
+from rag.prompt import make_prompt, prompt_inputs
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,16 @@ def make_generator(settings: Settings) -> Generator:
         return fallback
 
 
-def chat_generator(name: str, chat_model: Runnable) -> Generator:
-    chain = RunnableLambda(lambda x: prompt_inputs(x["question"], x["passages"])) | PROMPT | chat_model | StrOutputParser()
-    return Generator(name=name, runnable=chain)
+def chat_generator(name: str, chat_model: Runnable, style: str = "cite") -> Generator:
+    """``prompt | chat model | text``: the one chain every chat backend uses."""
+    to_inputs = RunnableLambda(lambda x: prompt_inputs(x["question"], x["passages"]))
+    return Generator(name=name, runnable=to_inputs | make_prompt(style) | chat_model | StrOutputParser())
+
+
+def prompt_style(settings: Settings, small_local_model: bool) -> str:
+    if settings.prompt_style != "auto":
+        return settings.prompt_style
+    return "plain" if small_local_model else "cite"
 
 
 @register("extractive")
@@ -87,7 +94,7 @@ def openai_backend(settings: Settings) -> Generator:
         max_retries=1,
         streaming=True,
     )
-    return chat_generator(f"openai/{settings.llm_model}", chat)
+    return chat_generator(f"openai/{settings.llm_model}", chat, prompt_style(settings, small_local_model=False))
 
 
 @register("local")
@@ -98,4 +105,4 @@ def local_backend(settings: Settings) -> Generator:
     chat = ChatOpenAI(base_url=base_url, api_key="local", model=spec.name, temperature=0,
                       max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout_s, max_retries=0,
                       streaming=True)
-    return chat_generator(f"local/{spec.name}", chat)
+    return chat_generator(f"local/{spec.name}", chat, prompt_style(settings, small_local_model=True))

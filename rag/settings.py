@@ -41,10 +41,10 @@ class Settings(BaseSettings):
     # --- retrieval ----------------------------------------------------------------------------
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     fetch_k: int = Field(30, description="Candidates taken from each retriever before fusion.")
-    top_k: int = Field(4, description="Passages given to the model at most.")
-    context_tokens: int = Field(480, description="Token budget for the passages in the prompt.")
+    top_k: int = Field(3, description="Passages given to the model at most.")
+    context_tokens: int = Field(420, description="Token budget for the passages in the prompt.")
     min_dense_score: float = Field(
-        0.25, description="Cosine similarity below which the best passage counts as unrelated."
+        0.12, description="Cosine similarity below which the best passage counts as unrelated."
     )
 
     # --- answering ----------------------------------------------------------------------------
@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     llm_ctx: int = 4096
     llm_max_tokens: int = 160
     llm_timeout_s: float = 120.0
+    prompt_style: Literal["auto", "plain", "cite"] = Field(
+        "auto", description="cite: ask the model for [n] markers; plain: don't (better for the 1.5B); auto: plain "
+        "for local models, cite for servers. Citations are verified and attached after generation either way."
+    )
     llm_fallback: bool = Field(True, description="Fall back to the extractive answerer if the LLM fails.")
     max_question_chars: int = 2000
 
