@@ -21,7 +21,7 @@ from rag.schema import Article
 
 # Paragraph, line, sentence end, clause, word, character. Regexes keep the separator with the
 # following piece, so every chunk is an exact slice of the article text.
-SEPARATORS = [r"\n\n", r"\n", r"(?<=[.!?])\s+", r"(?<=[;:])\s+", r"(?<=,)\s+", r"\s+", ""]
+SEPARATORS = [r"\n\n", r"\n", r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9])", r"(?<=[;:])\s+", r"(?<=,)\s+", r"\s+", ""]
 
 
 class Chunker:

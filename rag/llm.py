@@ -36,6 +36,7 @@ class LLMError(Exception):
 class Generator:
     name: str  # "<backend>/<model>", reported in every answer's ``llm`` field
     runnable: Runnable  # {"question": str, "passages": list[Passage]} -> str (streams)
+    chat_model: Runnable | None = None  # for auxiliary calls (follow-up rewriting); None: extractive
 
 
 BACKENDS: dict[str, Callable[[Settings], Generator]] = {}
@@ -65,7 +66,8 @@ def make_generator(settings: Settings) -> Generator:
 def chat_generator(name: str, chat_model: Runnable, style: str = "cite") -> Generator:
     """``prompt | chat model | text``: the one chain every chat backend uses."""
     to_inputs = RunnableLambda(lambda x: prompt_inputs(x["question"], x["passages"]))
-    return Generator(name=name, runnable=to_inputs | make_prompt(style) | chat_model | StrOutputParser())
+    return Generator(name=name, runnable=to_inputs | make_prompt(style) | chat_model | StrOutputParser(),
+                     chat_model=chat_model)
 
 
 def prompt_style(settings: Settings, small_local_model: bool) -> str:

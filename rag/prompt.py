@@ -48,7 +48,8 @@ _FENCE = re.compile(r"</?\s*passage", re.IGNORECASE)
 def format_passages(passages: list[Passage]) -> str:
     blocks = []
     for n, passage in enumerate(passages, start=1):
-        label = passage.title
+        words = passage.title.split()  # long titles cost prefill time on every passage
+        label = " ".join(words[:12]) + ("…" if len(words) > 12 else "")
         if passage.date:
             label += f", {readable_date(passage.date)}"
         if passage.author:

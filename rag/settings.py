@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     # --- retrieval ----------------------------------------------------------------------------
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     fetch_k: int = Field(30, description="Candidates taken from each retriever before fusion.")
-    top_k: int = Field(3, description="Passages given to the model at most.")
-    context_tokens: int = Field(420, description="Token budget for the passages in the prompt.")
+    top_k: int = Field(4, description="Passages given to the model at most.")
+    context_tokens: int = Field(560, description="Token budget for the passages in the prompt.")
     min_dense_score: float = Field(
         0.12, description="Cosine similarity below which the best passage counts as unrelated."
     )

@@ -77,3 +77,29 @@ def describe_location(settings: Settings) -> str:
     if settings.chroma_host:
         return f"Chroma server {settings.chroma_host}:{settings.chroma_port}"
     return str(settings.chroma_dir)
+
+
+def article_text(store: Chroma, doc_id: str) -> tuple[dict, str]:
+    """An indexed article's metadata and cleaned text, rebuilt from its chunks' spans.
+
+    Chunks cover the text under every heading, so placing each body at its ``start`` offset
+    restores the article with the same offsets the citations use (``text[start:end]`` is the
+    passage) — no second copy of the article is kept anywhere. The gaps between sections are the
+    heading lines, refilled from each chunk's ``section``.
+    """
+    data = store.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+    pieces = sorted(zip(data["metadatas"], data["documents"], strict=True), key=lambda p: p[0]["start"])
+    if not pieces:
+        return {}, ""
+    text = ""
+    for meta, page in pieces:
+        start, end = meta["start"], meta["end"]
+        if start > len(text):  # a gap: the heading line(s) before this section
+            gap = start - len(text)
+            heading = meta.get("section", "")
+            filler = f"\n\n{heading}\n\n" if heading and len(heading) + 4 <= gap else "\n\n"
+            text += filler[:gap].ljust(gap)
+        if end > len(text):
+            body = page[meta.get("body_offset", 0):]
+            text = text[:start] + body
+    return pieces[0][0], text

@@ -1,0 +1,293 @@
+"""The reader's web chat (Gradio). It composes the pipeline; it holds no retrieval or prompting logic.
+
+Run with ``make run`` (or ``python app.py``); it serves on ``RAG_HOST:RAG_PORT`` (127.0.0.1:7860).
+API: ``/ask`` (question → the answer JSON of ``python -m rag ask --json``) and ``/chat`` (streaming).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from rag.answer import Final, QuestionError, Sources, Token
+from rag.components import Components
+from rag.feedback import FeedbackStore
+from rag.followup import rewrite_question
+from rag.index import list_articles
+from rag.load import normalise_date
+from rag.present import answer_html, passage_card, sources_html
+from rag.retrieve import Filters
+from rag.schema import Answer
+from rag.settings import Settings
+from rag.store import article_text
+
+log = logging.getLogger("rag.app")
+
+TITLE = "Policy Desk"
+TAGLINE = "Ask the article collection. Every claim links to the passage that supports it — or you are told the articles don't say."
+
+CSS = """
+.gradio-container { max-width: 1280px !important; margin: auto; font-size: 16px; line-height: 1.55; }
+#brand h1 { margin-bottom: 0; } #brand p { margin-top: 4px; opacity: .8; }
+a.cite { font-weight: 600; text-decoration: none; padding: 0 2px; border-radius: 4px; cursor: pointer; }
+a.cite:hover { background: var(--color-accent-soft); }
+.refusal { border-left: 4px solid #d97706; padding: 4px 12px; background: rgba(217,119,6,.08); border-radius: 4px; }
+.refusal ul { margin: 4px 0 0 0; } .related-label { margin: 6px 0 0 0; font-size: .9em; opacity: .8; }
+.rewrite { font-size: .8em; opacity: .65; margin-top: 6px; font-style: italic; }
+#sources { max-height: 75vh; overflow-y: auto; }
+.turn-q { font-weight: 600; margin: 12px 0 6px; opacity: .8; }
+.src { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px; }
+.src.flash { outline: 3px solid var(--color-accent); transition: outline .2s; }
+.src-meta { font-size: .85em; opacity: .75; margin: 2px 0 6px; }
+.src .badge { text-transform: uppercase; font-size: .75em; letter-spacing: .05em; }
+.src.retrieved { opacity: .8; }
+.src-text { white-space: pre-wrap; } .src-text .ctx { opacity: .6; } .src-text mark { background: rgba(250, 204, 21, .45); color: inherit; padding: 0 1px; }
+.article-text { white-space: pre-wrap; max-height: 360px; overflow-y: auto; font-size: .9em; }
+@media (max-width: 768px) { #sources { max-height: none; } .gradio-container { font-size: 15px; } }
+"""
+
+# Citation links scroll to their source card and flash it (and open nothing new).
+HEAD = """<script>
+document.addEventListener('click', (event) => {
+  const link = event.target.closest('a.cite');
+  if (!link) return;
+  event.preventDefault();
+  const card = document.getElementById(link.getAttribute('href').slice(1));
+  if (!card) return;
+  card.scrollIntoView({behavior: 'smooth', block: 'center'});
+  card.classList.add('flash');
+  setTimeout(() => card.classList.remove('flash'), 2500);
+}, true);
+</script>"""
+
+
+@dataclass
+class Session:
+    """One reader's conversation: never shared between readers (it lives in ``gr.State``)."""
+
+    history: list[tuple[str, str]] = field(default_factory=list)  # plain text (question, answer)
+    answers: dict[int, dict] = field(default_factory=dict)  # chat message index -> answer JSON
+    source_turns: list[tuple[str, list[str]]] = field(default_factory=list)
+    last_feedback_id: int | None = None
+
+
+class ChatService:
+    """What the UI calls: the pipeline, the feedback store and the corpus listing."""
+
+    def __init__(self, components: Components, feedback: FeedbackStore) -> None:
+        self.components = components
+        self.settings = components.settings
+        self.feedback = feedback
+
+    @property
+    def pipeline(self):
+        return self.components.pipeline
+
+    def articles(self) -> list[dict]:
+        try:
+            return list_articles(self.components.store())
+        except Exception as exc:  # no index yet: the chat says so on the first question
+            log.warning("cannot list articles: %s", exc)
+            return []
+
+    def example_questions(self, limit: int = 4) -> list[str]:
+        """Derived from what is indexed: the newest articles' titles."""
+        rows = sorted(self.articles(), key=lambda r: r.get("date") or "", reverse=True)[:limit]
+        return [f"What does “{row['title'][:80]}” say?" for row in rows if row.get("title")]
+
+    def ask_json(self, question: str, doc_ids: list[str] | None = None, date_from: str = "",
+                 date_to: str = "") -> dict:
+        try:
+            filters = make_filters(doc_ids, date_from, date_to)
+            return self.pipeline.ask(question, filters).to_json()
+        except Exception as exc:
+            return {"question": question, "error": user_message(exc)}
+
+    def public_settings(self) -> dict:
+        return self.settings.model_dump(mode="json", exclude={"llm_api_key", "chroma_token"})
+
+
+def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
+    def day(value: str) -> str:
+        if not value or not value.strip():
+            return ""
+        parsed = normalise_date(value)
+        if not parsed:
+            raise QuestionError(f"“{value}” is not a date; use YYYY-MM-DD")
+        return parsed
+
+    return Filters(doc_ids=tuple(doc_ids or ()), date_from=day(date_from), date_to=day(date_to))
+
+
+def user_message(exc: Exception) -> str:
+    """A readable sentence for the chat: never a traceback, never a secret."""
+    from rag.store import StoreError
+
+    if isinstance(exc, QuestionError | StoreError):
+        return str(exc)[:500]
+    name = type(exc).__name__
+    if "Connection" in name or "Timeout" in name or "APIError" in name:
+        return "The language model is not reachable right now. Please try again in a moment."
+    log.exception("answering failed")
+    return f"Something went wrong while answering ({name}). The error was logged; please try again."
+
+
+def build_app(service: ChatService) -> gr.Blocks:
+    article_choices = [(f"{r['title'][:70]} ({r['doc_id']})", r["doc_id"]) for r in service.articles()]
+    with gr.Blocks(title=TITLE) as demo:
+        session = gr.State(Session())  # deep-copied per reader by Gradio
+        with gr.Column(elem_id="brand"):
+            gr.Markdown(f"# {TITLE}\n{TAGLINE}")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                chatbot = gr.Chatbot(
+                    elem_id="chat", height=520, label="Conversation", buttons=["copy"],
+                    placeholder="Ask a question about the articles. Sources appear on the right (below on a phone).",
+                    examples=[{"text": q} for q in service.example_questions()],
+                )
+                with gr.Row():
+                    question = gr.Textbox(placeholder="Ask about the articles…", show_label=False, scale=5,
+                                          elem_id="question", max_lines=4, submit_btn=True, stop_btn=True)
+                with gr.Row():
+                    new_chat = gr.Button("New conversation", size="sm", elem_id="new-chat")
+                with gr.Accordion("Filters", open=False):
+                    doc_filter = gr.Dropdown(article_choices, multiselect=True, label="Only these articles",
+                                             elem_id="doc-filter")
+                    with gr.Row():
+                        date_from = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", elem_id="date-from")
+                        date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", elem_id="date-to")
+                with gr.Row():
+                    comment = gr.Textbox(label="Comment on the last rated answer (optional)", scale=4,
+                                         elem_id="comment")
+                    send_comment = gr.Button("Send", size="sm", scale=1, elem_id="send-comment")
+                status = gr.Markdown("", elem_id="status")
+            with gr.Column(scale=2, min_width=300):
+                gr.Markdown("### Sources")
+                sources = gr.HTML(sources_html([]), elem_id="sources")
+
+        def respond(message: str, history: list, state: Session, docs, start, end):
+            history = list(history or [])
+            history.append({"role": "user", "content": message})
+            history.append({"role": "assistant", "content": "…"})
+            turn = len(state.source_turns) + 1
+            yield history, sources_html(state.source_turns), state, ""
+            try:
+                filters = make_filters(docs, start, end)
+                chat_model = service.pipeline.generator.chat_model
+                standalone = rewrite_question(message, state.history, chat_model)
+                text = ""
+                for event in service.pipeline.stream(standalone, filters):
+                    if isinstance(event, Sources):
+                        cards = [source_card(service, p, n, turn, cited=False) for n, p in enumerate(event.passages, 1)]
+                        state.source_turns.append((message, cards))
+                        yield history, sources_html(state.source_turns), state, ""
+                    elif isinstance(event, Token):
+                        text += event.text
+                        history[-1] = {"role": "assistant", "content": text}
+                        yield history, gr.skip(), state, ""
+                    elif isinstance(event, Final):
+                        answer: Answer = event.answer
+                        answer.question = message
+                        if standalone != message:
+                            answer.rewritten_question = standalone
+                        cited = {c.n for c in answer.citations}
+                        state.source_turns[-1] = (message, [
+                            source_card(service, p, n, turn, cited=n in cited) for n, p in enumerate(answer.contexts, 1)])
+                        history[-1] = {"role": "assistant", "content": answer_html(answer, turn)}
+                        state.answers[len(history) - 1] = answer.to_json()
+                        state.history.append((message, answer.answer))
+                        yield history, sources_html(state.source_turns), state, timing_note(answer)
+            except Exception as exc:
+                history[-1] = {"role": "assistant", "content": f"<div class='refusal'>{user_message(exc)}</div>"}
+                yield history, sources_html(state.source_turns), state, ""
+
+        def clear_question():
+            return ""
+
+        submit = question.submit(
+            respond, [question, chatbot, session, doc_filter, date_from, date_to],
+            [chatbot, sources, session, status], api_name="chat", concurrency_limit=service.settings.concurrency_limit,
+        )
+        submit.then(clear_question, None, question, api_visibility="private")
+        question.stop(None, None, None, cancels=[submit])
+
+        def example_selected(example: gr.SelectData, history, state, docs, start, end):
+            yield from respond(example.value["text"], history, state, docs, start, end)
+
+        chatbot.example_select(example_selected, [chatbot, session, doc_filter, date_from, date_to],
+                               [chatbot, sources, session, status], api_visibility="private")
+
+        def reset():
+            return [], sources_html([]), Session(), ""
+
+        new_chat.click(reset, None, [chatbot, sources, session, status], api_visibility="private")
+
+        def rate(data: gr.LikeData, state: Session):
+            answer = state.answers.get(data.index if isinstance(data.index, int) else data.index[0])
+            if answer is None:
+                return state, "Only answers can be rated."
+            rating = 1 if data.liked else -1
+            state.last_feedback_id = service.feedback.record(
+                answer_from_json(answer), rating=rating, settings=service.public_settings())
+            return state, "Thanks — feedback saved." + (" Add a comment below if you like." if rating < 0 else "")
+
+        chatbot.like(rate, [session], [session, status], api_visibility="private")
+
+        def save_comment(text: str, state: Session):
+            if not text.strip():
+                return "", "Write a comment first."
+            if state.last_feedback_id is None:
+                return text, "Rate an answer (thumbs up or down) first; the comment attaches to it."
+            service.feedback.add_comment(state.last_feedback_id, text.strip())
+            return "", "Comment saved."
+
+        send_comment.click(save_comment, [comment, session], [comment, status], api_visibility="private")
+
+        def ask(question: str) -> dict:
+            """Answer one question; returns the same JSON object as `python -m rag ask --json`."""
+            return service.ask_json(question)
+
+        gr.api(ask, api_name="ask", concurrency_limit=service.settings.concurrency_limit)
+    return demo
+
+
+def source_card(service: ChatService, passage, n: int, turn: int, *, cited: bool) -> str:
+    try:
+        _meta, article = article_text(service.components.store(), passage.doc_id)
+    except Exception:  # the article vanished in a concurrent re-index: show the passage alone
+        article = ""
+    if article[passage.start:passage.end] != passage.text:
+        article = ""
+    return passage_card(passage, n, turn, cited=cited, article=article)
+
+
+def timing_note(answer: Answer) -> str:
+    t = answer.timings
+    return (f"<small>{answer.llm} · sources in {t.get('retrieve_ms', 0) / 1000:.2f} s · "
+            f"first words in {t.get('first_token_ms', 0) / 1000:.1f} s · done in {t.get('total_ms', 0) / 1000:.1f} s</small>")
+
+
+def answer_from_json(data: dict) -> Answer:
+    from rag.schema import Citation
+
+    return Answer(question=data["question"], answer=data["answer"], refused=data["refused"],
+                  citations=[Citation(**c) for c in data["citations"]], contexts=[], timings=data["timings"],
+                  llm=data["llm"], id=data.get("id"))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    components = Components(settings)
+    service = ChatService(components, FeedbackStore(settings.data_dir / "app.sqlite"))
+    _ = service.pipeline  # load the models before the first reader arrives
+    demo = build_app(service)
+    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=64)
+    demo.launch(server_name=settings.host, server_port=settings.port, share=False, show_error=False,
+                theme=gr.themes.Soft(), css=CSS, head=HEAD, footer_links=["api"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Readers' feedback: thumbs up/down and comments on answers, in SQLite under ``RAG_DATA_DIR``.
+
+Each row keeps what staff need to review an answer without re-running it: the question, the
+answer, its citations, the settings (secrets removed) and the timings. The schema evolves through
+numbered migrations recorded in the database itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rag.schema import Answer
+
+MIGRATIONS = [
+    """CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        refused INTEGER NOT NULL,
+        citations TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        timings TEXT NOT NULL,
+        llm TEXT NOT NULL,
+        rating INTEGER,            -- 1 up, -1 down, NULL comment only
+        comment TEXT NOT NULL DEFAULT '',
+        reviewed INTEGER NOT NULL DEFAULT 0
+    )""",
+]
+
+
+class FeedbackStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS migrations (number INTEGER PRIMARY KEY, applied_at TEXT)")
+            done = {row[0] for row in db.execute("SELECT number FROM migrations")}
+            for number, statement in enumerate(MIGRATIONS, 1):
+                if number not in done:
+                    db.execute(statement)
+                    db.execute("INSERT INTO migrations VALUES (?, ?)", (number, _now()))
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=10)
+
+    def record(self, answer: Answer, *, rating: int | None, comment: str = "", settings: dict | None = None) -> int:
+        data = answer.to_json()
+        with self._lock, self._connect() as db:
+            cursor = db.execute(
+                "INSERT INTO feedback (created_at, question, answer, refused, citations, settings, timings, llm, "
+                "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_now(), answer.question, answer.answer, int(answer.refused), json.dumps(data["citations"]),
+                 json.dumps(settings or {}), json.dumps(data["timings"]), answer.llm, rating, comment[:5000]),
+            )
+            return int(cursor.lastrowid)
+
+    def add_comment(self, feedback_id: int, comment: str) -> None:
+        with self._lock, self._connect() as db:
+            db.execute("UPDATE feedback SET comment = ? WHERE id = ?", (comment[:5000], feedback_id))
+
+    def rows(self, *, only_unreviewed: bool = False) -> list[dict]:
+        """Thumbs-down first, newest first within each rating."""
+        query = "SELECT * FROM feedback" + (" WHERE reviewed = 0" if only_unreviewed else "")
+        query += " ORDER BY COALESCE(rating, 0) ASC, id DESC"
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(query)]
+
+    def mark_reviewed(self, feedback_id: int) -> None:
+        with self._lock, self._connect() as db:
+            db.execute("UPDATE feedback SET reviewed = 1 WHERE id = ?", (feedback_id,))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
