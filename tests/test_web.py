@@ -1,0 +1,173 @@
+"""The web chat, end to end: the real app on loopback, driven by a real headless Chromium.
+
+The app runs as a subprocess with the extractive backend (instant, deterministic); Chromium is
+Debian's (``.ci/run`` installs it), driven by Playwright. Set ``RAG_UPDATE_SCREENSHOTS=1`` to
+refresh the screenshots in ``docs/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+KIMI_QUESTION = "Which Chinese model has comparable mathematical and software exploitation capabilities?"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("web") / "data"
+    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_LLM": "extractive", "RAG_PORT": str(free_port())}
+    subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True,
+                   capture_output=True, timeout=300)
+    log = (data_dir / "app.log").open("w")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{env['RAG_PORT']}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"app exited: {(data_dir / 'app.log').read_text()[-2000:]}")
+            time.sleep(1)
+    else:
+        process.kill()
+        pytest.fail("app did not start in 180 s")
+    yield url, data_dir
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url: str, width: int = 1280, height: int = 900):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    return page
+
+
+def ask(page, question: str, answers_before: int = 0) -> None:
+    page.fill("#question textarea", question)
+    page.keyboard.press("Enter")
+    # Wait until this question's answer is final (final answers carry the rendered markup).
+    page.wait_for_function(
+        "n => document.querySelectorAll('#chat .answer, #chat .refusal').length > n", arg=answers_before,
+        timeout=120_000)
+
+
+def screenshot(page, name: str) -> None:
+    if os.environ.get("RAG_UPDATE_SCREENSHOTS"):
+        page.screenshot(path=str(REPO / "docs" / name), full_page=True)
+
+
+def test_answer_streams_in_with_sources_and_a_clickable_citation(app_server, browser):
+    url, _ = app_server
+    page = open_page(browser, url)
+    ask(page, KIMI_QUESTION)
+    answer = page.locator("#chat .answer").last
+    assert "Kimi" in answer.inner_text()
+    citation = answer.locator("a.cite").first
+    target = citation.get_attribute("href").lstrip("#")
+    card = page.locator(f"#sources #{target}")
+    assert "Kimi 2.7" in card.locator("mark").inner_text(), "the cited passage is highlighted in its card"
+    assert card.locator(".ctx").count() >= 1, "surrounding text is shown around the passage"
+    citation.click()
+    page.wait_for_function(f"document.getElementById('{target}').classList.contains('flash')", timeout=5_000)
+    screenshot(page, "screenshot-desktop.png")
+    page.close()
+
+
+def test_follow_up_is_rewritten_before_retrieval(app_server, browser):
+    url, _ = app_server
+    page = open_page(browser, url)
+    ask(page, KIMI_QUESTION)
+    ask(page, "Which outlet reported it?", answers_before=1)
+    last = page.locator("#chat .answer, #chat .refusal").last
+    assert "Virginia Business" in last.inner_text()
+    assert "Searched for:" in page.locator("#chat .rewrite").last.inner_text()
+    page.click("#new-chat")
+    page.wait_for_function("document.querySelectorAll('#chat .answer').length === 0")
+    page.close()
+
+
+def test_unanswerable_question_is_a_visible_refusal_with_related_reading(app_server, browser):
+    url, _ = app_server
+    page = open_page(browser, url)
+    ask(page, "What was the weather in Washington on the day the directive was issued?")
+    refusal = page.locator("#chat .refusal").last
+    assert "don't say" in refusal.inner_text()
+    page.close()
+
+
+def test_thumbs_down_and_comment_are_stored_for_staff(app_server, browser):
+    url, data_dir = app_server
+    page = open_page(browser, url)
+    ask(page, KIMI_QUESTION)
+    page.locator("#chat button[aria-label='Dislike']").last.click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('feedback saved')")
+    page.fill("#comment textarea", "Should name the report's date too.")
+    page.click("#send-comment")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Comment saved')")
+    with sqlite3.connect(data_dir / "app.sqlite") as db:
+        rating, question, comment, citations = db.execute(
+            "SELECT rating, question, comment, citations FROM feedback ORDER BY id DESC LIMIT 1").fetchone()
+    assert rating == -1 and question == KIMI_QUESTION and comment == "Should name the report's date too."
+    assert json.loads(citations)[0]["doc_id"] == "us-ai-export-controls-anthropic"
+    page.close()
+
+
+def test_phone_width_layout_stacks_sources_under_the_chat(app_server, browser):
+    url, _ = app_server
+    page = open_page(browser, url, width=390, height=844)
+    ask(page, KIMI_QUESTION)
+    chat_box = page.locator("#chat").bounding_box()
+    sources_box = page.locator("#sources").bounding_box()
+    assert sources_box["y"] >= chat_box["y"] + chat_box["height"] - 1, "sources sit below the chat"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, "no sideways scrolling"
+    screenshot(page, "screenshot-phone.png")
+    page.close()
+
+
+def test_ask_api_through_gradio_client(app_server):
+    from gradio_client import Client
+
+    url, _ = app_server
+    client = Client(url, verbose=False)
+    result = client.predict(KIMI_QUESTION, api_name="/ask")
+    assert not result["refused"] and "Kimi" in result["answer"]
+    assert result["citations"][0]["chunk_id"] == result["contexts"][result["citations"][0]["n"] - 1]["chunk_id"]
+    assert "error" in client.predict("   ", api_name="/ask")
