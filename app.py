@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from rag.admin import Admin, AdminError
 from rag.answer import Final, QuestionError, Sources, Token
 from rag.components import Components
 from rag.feedback import FeedbackStore
 from rag.followup import rewrite_question
-from rag.index import list_articles
+from rag.index import IndexBusyError, list_articles
 from rag.load import normalise_date
 from rag.present import answer_html, passage_card, sources_html
 from rag.retrieve import Filters
@@ -80,6 +81,7 @@ class ChatService:
         self.components = components
         self.settings = components.settings
         self.feedback = feedback
+        self.admin = Admin(components)
 
     @property
     def pipeline(self):
@@ -106,7 +108,7 @@ class ChatService:
             return {"question": question, "error": user_message(exc)}
 
     def public_settings(self) -> dict:
-        return self.settings.model_dump(mode="json", exclude={"llm_api_key", "chroma_token"})
+        return self.settings.model_dump(mode="json", exclude={"llm_api_key", "chroma_token", "admin_password"})
 
 
 def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
@@ -250,7 +252,65 @@ def build_app(service: ChatService) -> gr.Blocks:
             return service.ask_json(question)
 
         gr.api(ask, api_name="ask", concurrency_limit=service.settings.concurrency_limit)
+        if service.admin.enabled:
+            build_admin_tab(service.admin)
     return demo
+
+
+def build_admin_tab(admin: Admin) -> None:
+    """Operators: list, add (upload or URL), remove and re-index articles. Password on every call."""
+    columns = ["doc_id", "title", "date", "chunks", "indexed_at", "source"]
+
+    def table(password: str):
+        rows = admin.articles(password)
+        return [[r[c] for c in columns] for r in rows], gr.update(choices=[r["doc_id"] for r in rows])
+
+    def guarded(action):
+        def run(*args, **kwargs):
+            try:
+                return action(*args, **kwargs)
+            except (AdminError, IndexBusyError) as exc:
+                raise gr.Error(str(exc)) from None
+        return run
+
+    with gr.Tab("Admin", elem_id="admin-tab"):
+        password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
+        unlock = gr.Button("Show articles", elem_id="admin-unlock")
+        articles = gr.Dataframe(headers=columns, interactive=False, elem_id="admin-articles", wrap=True)
+        with gr.Row():
+            files = gr.File(label="Upload articles (.txt .md .html .pdf)", file_count="multiple",
+                            file_types=[".txt", ".md", ".html", ".htm", ".pdf"], elem_id="admin-files")
+            urls = gr.Textbox(label="…or paste URLs, one per line", lines=4, elem_id="admin-urls")
+        add = gr.Button("Add and index", variant="primary", elem_id="admin-add")
+        reindex = gr.Button("Re-index everything", elem_id="admin-reindex")
+        with gr.Row():
+            to_remove = gr.Dropdown([], multiselect=True, label="Articles to remove", elem_id="admin-remove-choice")
+            remove = gr.Button("Remove", variant="stop", elem_id="admin-remove")
+        result = gr.Markdown(elem_id="admin-result")
+
+        def progress_of(progress: gr.Progress):
+            def wrap(items, total):
+                return progress.tqdm(items, total=total, desc="embedding and writing")
+            return wrap
+
+        def do_add(pw, uploaded, pasted, progress=gr.Progress()):
+            summary = admin.index(pw, [f if isinstance(f, str) else f.name for f in (uploaded or [])], pasted,
+                                  progress=progress_of(progress))
+            failures = "".join(f"\n- {source}: {reason}" for source, reason in summary.failed)
+            return (f"Indexed: {summary.line()}{failures}", *table(pw))
+
+        def do_reindex(pw, progress=gr.Progress()):
+            summary = admin.reindex_all(pw, progress=progress_of(progress))
+            return (f"Re-indexed: {summary.line()}", *table(pw))
+
+        def do_remove(pw, doc_ids):
+            removed = admin.remove(pw, doc_ids)
+            return ("Removed: " + ", ".join(f"{d} ({n} chunks)" for d, n in removed.items()), *table(pw))
+
+        unlock.click(guarded(table), [password], [articles, to_remove], api_name="admin_list")
+        add.click(guarded(do_add), [password, files, urls], [result, articles, to_remove], api_name="admin_add")
+        reindex.click(guarded(do_reindex), [password], [result, articles, to_remove], api_name="admin_reindex")
+        remove.click(guarded(do_remove), [password, to_remove], [result, articles, to_remove], api_name="admin_remove")
 
 
 def source_card(service: ChatService, passage, n: int, turn: int, *, cited: bool) -> str:
@@ -286,6 +346,7 @@ def main() -> None:
     demo = build_app(service)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=64)
     demo.launch(server_name=settings.host, server_port=settings.port, share=False, show_error=False,
+                max_file_size=f"{settings.max_upload_mb}mb",
                 theme=gr.themes.Soft(), css=CSS, head=HEAD, footer_links=["api"])
 
 

@@ -38,6 +38,11 @@ class Chunker:
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
 
+    @property
+    def signature(self) -> str:
+        """Changes whenever the same article would be cut differently."""
+        return f"v1/{self.model_max_tokens}/{self.chunk_tokens}/{self.overlap_tokens}/{SEPARATORS}"
+
     def split(self, article: Article) -> list[Document]:
         chunks: list[Document] = []
         for section, start, end in sections_of(article):

@@ -7,8 +7,9 @@ is checked, judge-free, against the passages:
 - A sentence's *support* by a passage is the share of its content words (stemmed, stop words
   and question words aside) that the passage contains. A sentence with no valid marker, or whose
   marker's passage does not support it, is re-pointed at the passage that supports it best.
-- A sentence that brings in a number or a name found in no passage (nor the question) is
-  *unsupported* and dropped; if nothing supported is left, the answer becomes a refusal.
+- A sentence that brings in a number or a name found in no passage (nor the question), or whose
+  supporting passage shares no term with the question, is *unsupported* and dropped; if nothing
+  supported is left, the answer becomes a refusal.
 - Replies that say the passages do not answer are recognised as refusals.
 """
 
@@ -34,13 +35,7 @@ REFUSAL_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have having he
-    her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
-    now of off on once only or other our ours ourselves out over own same she should so some such than that the
-    their theirs them themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves according said
-    says article articles passage passages one two""".split()
+    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "according", "said", "says", "article", "articles", "passage", "passages", "one", "two"]
 )
 
 
@@ -128,7 +123,11 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
             best = max(range(len(scores)), key=scores.__getitem__)
             if scores[best] >= min_support:
                 good = [best + 1]
-        supported = bool(good) and not novel_facts(sentence, known)
+        # The supporting passage must be about the question too: sharing no term with it means
+        # the sentence stitched passage words onto the question ("the API price is billions").
+        anchored = [n for n in good if not question_terms or question_terms & passage_terms[n - 1]]
+        supported = bool(anchored) and not novel_facts(sentence, known)
+        good = anchored or good
         checked.append(CheckedSentence(sentence, good, supported))
     return checked
 

@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 from rag.settings import Settings
@@ -68,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a setting for this run (e.g. --set llm=extractive); repeatable")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    index = commands.add_parser("index", help="index files and folders (default: corpus/)")
-    index.add_argument("paths", nargs="*", type=Path)
+    index = commands.add_parser("index", help="index files, folders, URLs, .urls lists, .jsonl records (default: corpus/)")
+    index.add_argument("paths", nargs="*", metavar="SOURCE")
     index.add_argument("--prune", action="store_true", help="remove indexed articles not among PATHS")
     index.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
     index.add_argument("--wait", action="store_true", help="wait for another running indexer instead of failing")
@@ -113,29 +112,13 @@ def components(settings: Settings):
 
 
 def cmd_index(args, settings: Settings) -> int:
-    from rag.index import index_articles, indexer_lock, open_record_manager
-    from rag.load import load_paths
-    from rag.store import delete_collection
+    from rag.index import run_indexing
 
-    paths = args.paths or [settings.corpus_dir]
-    for path in paths:
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {path}")
-    with indexer_lock(settings, wait=args.wait):
-        started = time.perf_counter()
-        parts = components(settings)
-        if args.rebuild:
-            delete_collection(settings, parts.client)
-            (settings.data_dir / "records.sqlite").unlink(missing_ok=True)
-        loaded = load_paths(paths)
-        for source, reason in loaded.failures:
-            print(f"skipped {source}: {reason}", file=sys.stderr)
-        summary = index_articles(loaded.articles, store=parts.store(create=True),
-                                 record_manager=open_record_manager(settings), chunker=parts.chunker,
-                                 prune=args.prune, progress=progress_bar("embedding", "chunks"))
-        summary.failed = loaded.failures
-        summary.seconds = time.perf_counter() - started
-    print(f"indexed {len(loaded.articles)} articles from {', '.join(map(str, paths))}: {summary.line()}")
+    sources = args.paths or [str(settings.corpus_dir)]
+    summary = run_indexing(components(settings), sources, prune=args.prune, rebuild=args.rebuild, wait=args.wait,
+                           progress=progress_bar("embedding and writing", "chunks"),
+                           report=lambda message: print(message, file=sys.stderr))
+    print(f"indexed from {', '.join(sources)}: {summary.line()}")
     return 1 if summary.failed else 0
 
 
@@ -205,7 +188,7 @@ def format_answer(answer) -> str:
             lines.append(f"  [{c.n}] {c.title} ({c.doc_id}): {excerpt[:200]}{'…' if len(excerpt) > 200 else ''}")
     elif answer.refused and answer.contexts:
         lines.append("Closest passages:")
-        for n, p in enumerate(answer.contexts[:3], 1):
+        for _n, p in enumerate(answer.contexts[:3], 1):
             lines.append(f"  - {p.title} ({p.doc_id})")
     lines.append(f"\n({answer.llm}; {answer.timings.get('total_ms', 0) / 1000:.1f} s)")
     return "\n".join(lines)

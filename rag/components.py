@@ -39,6 +39,12 @@ class Components:
             self._store = open_store(self.settings, self.client, self.embedding_model, create=create)
         return self._store
 
+    def forget_store(self) -> None:
+        """After the collection was dropped (``index --rebuild``): reopen it on next use."""
+        self._store = None
+        self.__dict__.pop("retriever", None)
+        self.__dict__.pop("pipeline", None)
+
     @cached_property
     def chunker(self) -> Chunker:
         model = self.embedding_model

@@ -12,6 +12,8 @@ Only one indexer may run per index at a time (a file lock under ``RAG_DATA_DIR``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,6 +51,37 @@ class IndexSummary:
                 f"({self.chunks_written} chunks written, {self.chunks_deleted} deleted) in {self.seconds:.1f} s")
 
 
+def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild: bool = False, wait: bool = False,
+                 progress=None, report: Callable[[str], None] = lambda message: None) -> IndexSummary:
+    """What `python -m rag index` and the admin tab both do: lock, load, index, report.
+
+    ``components`` is a ``rag.components.Components``. With ``prune``, articles missing from
+    ``sources`` are removed — unless some source failed to load, since a page that is down
+    must not count as deleted.
+    """
+    from rag.load import load_sources
+    from rag.store import delete_collection
+
+    settings = components.settings
+    with indexer_lock(settings, wait=wait):
+        started = time.perf_counter()
+        if rebuild:
+            delete_collection(settings, components.client)
+            components.forget_store()
+            (settings.data_dir / "records.sqlite").unlink(missing_ok=True)
+        loaded = load_sources(sources)
+        for source, reason in loaded.failures:
+            report(f"skipped {source}: {reason}")
+        if prune and loaded.failures:
+            report("not pruning: some sources failed to load; fix them and run again")
+        summary = index_articles(loaded.articles, store=components.store(create=True),
+                                 record_manager=open_record_manager(settings), chunker=components.chunker,
+                                 prune=prune and not loaded.failures, progress=progress)
+    summary.failed = loaded.failures
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
 def open_record_manager(settings: Settings) -> SQLRecordManager:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     manager = SQLRecordManager(namespace=f"chroma/{settings.collection}", db_url=settings.record_db_url)
@@ -79,41 +112,87 @@ def index_articles(
     progress: Callable[[Iterable[Document], int], Iterable[Document]] | None = None,
     batch_size: int = 256,
 ) -> IndexSummary:
-    """Write ``articles`` into the store; with ``prune``, remove every article not among them."""
+    """Write ``articles`` into the store; with ``prune``, remove every article not among them.
+
+    An article whose fingerprint (its cleaned content, metadata and the chunker's settings)
+    matches the one recorded at its last successful indexing is skipped before chunking. All
+    others go through LangChain's ``index()``, which writes only chunks it has no record of and
+    removes the article's chunks that are no longer produced.
+    """
     started = time.perf_counter()
     summary = IndexSummary()
-    chunks_by_article = {a.doc_id: chunker.split(a) for a in articles}
+    fingerprints = Fingerprints(record_manager)
+    known = fingerprints.all()
+    todo: dict[str, tuple[str, list[Document]]] = {}
     for article in articles:
-        new_keys = {d.metadata["chunk_id"] for d in chunks_by_article[article.doc_id]}
+        fingerprint = article_fingerprint(article, chunker)
+        if known.get(article.doc_id) == fingerprint:
+            summary.unchanged.append(article.doc_id)
+            continue
+        chunks = chunker.split(article)
+        new_keys = {d.metadata["chunk_id"] for d in chunks}
         old_keys = set(record_manager.list_keys(group_ids=[article.doc_id]))
         bucket = summary.added if not old_keys else summary.unchanged if old_keys == new_keys else summary.updated
         bucket.append(article.doc_id)
-    if prune:
-        present = set(indexed_doc_ids(record_manager))
-        summary.removed = sorted(present - set(chunks_by_article))
+        todo[article.doc_id] = (fingerprint, chunks)
 
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    docs: list[Document] = []
-    for chunks in chunks_by_article.values():
-        for doc in chunks:
-            doc.metadata["indexed_at"] = stamp
-            docs.append(doc)
-    stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
-    result = langchain_index(
-        stream,
-        record_manager,
-        store,
-        cleanup="full" if prune else "incremental",
-        source_id_key="doc_id",
-        key_encoder=_chunk_key,
-        batch_size=batch_size,
-    )
-    summary.chunks_written = result["num_added"] + result["num_updated"]
-    summary.chunks_deleted = result["num_deleted"]
+    docs = [doc for _, chunks in todo.values() for doc in chunks]
+    for doc in docs:
+        doc.metadata["indexed_at"] = stamp
+    if docs:
+        stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
+        result = langchain_index(stream, record_manager, store, cleanup="incremental", source_id_key="doc_id",
+                                 key_encoder=_chunk_key, batch_size=batch_size)
+        summary.chunks_written = result["num_added"] + result["num_updated"]
+        summary.chunks_deleted = result["num_deleted"]
+        fingerprints.save({doc_id: fingerprint for doc_id, (fingerprint, _) in todo.items()})
+    if prune:
+        wanted = {a.doc_id for a in articles}
+        gone = sorted((set(indexed_doc_ids(record_manager)) | set(known)) - wanted)
+        removed = remove_articles(gone, store=store, record_manager=record_manager) if gone else {}
+        summary.removed = gone
+        summary.chunks_deleted += sum(removed.values())
     if summary.chunks_written or summary.chunks_deleted:
         bump_generation(store)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def article_fingerprint(article: Article, chunker: Chunker) -> str:
+    content = json.dumps([article.doc_id, article.title, article.text, article.date, article.author,
+                          article.source, article.headings, chunker.signature], ensure_ascii=False)
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+class Fingerprints:
+    """doc_id -> fingerprint of what was last indexed successfully, beside the record manager."""
+
+    def __init__(self, record_manager: SQLRecordManager) -> None:
+        self.engine = record_manager.engine
+        self.namespace = record_manager.namespace
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TABLE IF NOT EXISTS article_fingerprints (namespace TEXT, doc_id TEXT, "
+                "fingerprint TEXT, PRIMARY KEY (namespace, doc_id))")
+
+    def all(self) -> dict[str, str]:
+        with self.engine.begin() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT doc_id, fingerprint FROM article_fingerprints WHERE namespace = ?", (self.namespace,))
+            return dict(rows.fetchall())
+
+    def save(self, fingerprints: dict[str, str]) -> None:
+        with self.engine.begin() as connection:
+            for doc_id, fingerprint in fingerprints.items():
+                connection.exec_driver_sql(
+                    "INSERT OR REPLACE INTO article_fingerprints VALUES (?, ?, ?)", (self.namespace, doc_id, fingerprint))
+
+    def forget(self, doc_ids: list[str]) -> None:
+        with self.engine.begin() as connection:
+            for doc_id in doc_ids:
+                connection.exec_driver_sql(
+                    "DELETE FROM article_fingerprints WHERE namespace = ? AND doc_id = ?", (self.namespace, doc_id))
 
 
 def remove_articles(doc_ids: list[str], *, store: Chroma, record_manager: SQLRecordManager) -> dict[str, int]:
@@ -128,6 +207,7 @@ def remove_articles(doc_ids: list[str], *, store: Chroma, record_manager: SQLRec
             store.delete(ids=ids)
             record_manager.delete_keys(keys)
         removed[doc_id] = len(ids)
+    Fingerprints(record_manager).forget(doc_ids)
     if any(removed.values()):
         bump_generation(store)
     return removed

@@ -12,15 +12,19 @@ reason; ``load_paths`` collects those and carries on with the rest.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.schema import Article
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+LIST_SUFFIXES = {".jsonl", ".urls"}  # records of articles; lists of URLs
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
@@ -41,31 +45,168 @@ def iter_files(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_SUFFIXES:
+                if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_SUFFIXES | LIST_SUFFIXES:
                     files.append(child)
         else:
             files.append(path)
     return files
 
 
-def load_paths(paths: list[Path]) -> LoadResult:
-    """Load every supported file under ``paths``; unreadable ones are reported, not fatal."""
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def load_sources(sources: list[str], fetch: Callable[[str], tuple[bytes, str]] | None = None) -> LoadResult:
+    """Load files, folders, http(s) URLs, ``.urls`` lists of URLs and ``.jsonl`` records.
+
+    Every source that fails is reported with its reason in ``failures``; the rest still load.
+    """
     result = LoadResult()
-    seen: dict[str, Path] = {}
-    for path in iter_files(paths):
-        try:
-            article = load_file(path)
-        except LoadError as exc:
-            result.failures.append((str(path), str(exc)))
-            continue
+    seen: dict[str, str] = {}
+
+    def add(article: Article, origin: str) -> None:
         if article.doc_id in seen:
-            result.failures.append(
-                (str(path), f"duplicate document id {article.doc_id!r} (also {seen[article.doc_id]}); rename one file")
-            )
-            continue
-        seen[article.doc_id] = path
+            result.failures.append((origin, f"duplicate document id {article.doc_id!r} (also {seen[article.doc_id]})"))
+            return
+        seen[article.doc_id] = origin
         result.articles.append(article)
+
+    for source in sources:
+        if is_url(source):
+            _collect(result, source, lambda s=source: add(load_url(s, fetch), s))
+            continue
+        path = Path(source)
+        if not path.exists():
+            result.failures.append((source, "no such file or folder"))
+            continue
+        for file in iter_files([path]):
+            suffix = file.suffix.lower()
+            if suffix == ".jsonl":
+                _collect(result, str(file), lambda f=file: [add(a, f"{f}:{n}") for n, a in load_jsonl(f, result)])
+            elif suffix == ".urls":
+                for url in read_url_list(file):
+                    _collect(result, url, lambda u=url: add(load_url(u, fetch), u))
+            else:
+                _collect(result, str(file), lambda f=file: add(load_file(f), str(f)))
     return result
+
+
+def _collect(result: LoadResult, origin: str, action: Callable[[], object]) -> None:
+    try:
+        action()
+    except LoadError as exc:
+        result.failures.append((origin, str(exc)))
+
+
+def load_paths(paths: list[Path]) -> LoadResult:
+    """Load every supported file under ``paths`` (``load_sources`` also takes URLs and lists)."""
+    return load_sources([str(p) for p in paths])
+
+
+# --- records and web pages -------------------------------------------------------------------
+
+MAX_URL_BYTES = 20 * 1024 * 1024
+
+
+def load_jsonl(path: Path, result: LoadResult) -> list[tuple[int, Article]]:
+    """``{id, title, text, date, url}`` per line; a bad line is reported, the others load."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoadError(f"cannot read JSONL: {exc}") from exc
+    articles = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not str(record.get("id", "")).strip() \
+                    or not str(record.get("text", "")).strip():
+                raise LoadError('each record needs a non-empty "id" and "text"')
+            date = normalise_date(str(record["date"])) if record.get("date") else ""
+            articles.append((number, article_from_text(
+                safe_doc_id(str(record["id"])), str(record["text"]), title=str(record.get("title") or ""),
+                date=date, source=str(record.get("url") or f"{path}:{number}"),
+                author=str(record.get("author") or ""))))
+        except json.JSONDecodeError as exc:
+            result.failures.append((f"{path}:{number}", f"not JSON ({exc.msg})"))
+        except LoadError as exc:
+            result.failures.append((f"{path}:{number}", str(exc)))
+    return articles
+
+
+def read_url_list(path: Path) -> list[str]:
+    """One URL per line; blank lines and ``#`` comments ignored."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def fetch_url(url: str, timeout: float = 20.0) -> tuple[bytes, str]:
+    """GET a page (size-capped); returns (body, content type)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"User-Agent": "policy-desk-indexer/1.0"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read(MAX_URL_BYTES + 1)
+            content_type = response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        raise LoadError(f"HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise LoadError(f"cannot fetch: {getattr(exc, 'reason', exc)}") from exc
+    if len(body) > MAX_URL_BYTES:
+        raise LoadError(f"page larger than {MAX_URL_BYTES // 1_000_000} MB")
+    return body, content_type
+
+
+def load_url(url: str, fetch: Callable[[str], tuple[bytes, str]] | None = None) -> Article:
+    """Fetch a web page (or PDF) and extract the article with trafilatura, metadata included."""
+    body, content_type = (fetch or fetch_url)(url)
+    doc_id = url_doc_id(url)
+    if "pdf" in content_type or body.startswith(b"%PDF"):
+        return build_article(doc_id, parse_pdf(body), fallback_source=url)
+    import trafilatura
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(decode_text(body), "lxml")
+    meta = _html_metadata(soup)
+    # Hidden elements go first: trafilatura would keep text a reader never sees.
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    for tag in soup.find_all(_is_hidden):
+        tag.decompose()
+    cleaned = str(soup)
+    extracted = trafilatura.bare_extraction(cleaned, url=url, with_metadata=True, include_comments=False,
+                                            include_tables=True, favor_precision=True)
+    data = extracted.as_dict() if hasattr(extracted, "as_dict") else (extracted or {})
+    if (data.get("text") or "").strip():
+        parsed = parse_markup(data["text"], markdown=False)
+        parsed.title = data.get("title") or meta.get("title") or parsed.title
+    else:  # trafilatura found no main text: fall back to the visible blocks
+        parsed = parse_html(cleaned)
+    parsed.date = parsed.date or meta.get("date", "") or normalise_date(str(data.get("date") or ""))
+    parsed.author = parsed.author or meta.get("author", "") or str(data.get("author") or "")
+    parsed.source = url
+    return build_article(doc_id, parsed, fallback_source=url)
+
+
+def url_doc_id(url: str) -> str:
+    """A readable, stable id: the last path segment (or host) plus a short hash of the full URL."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
+    segments = [p for p in parts.path.split("/") if p]
+    stem = Path(segments[-1]).stem if segments else parts.netloc
+    return f"{safe_doc_id(stem)[:60]}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+
+
+def safe_doc_id(value: str) -> str:
+    """Ids become Chroma metadata and file-like names: letters, digits, ``-_.`` only."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-.")
+    if not cleaned:
+        raise LoadError(f"cannot make a document id from {value!r}")
+    return cleaned[:200]
 
 
 def load_file(path: Path) -> Article:

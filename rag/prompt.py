@@ -8,8 +8,8 @@ Either way ``rag.citations`` verifies every marker and attaches the supporting p
 sentence after generation: citations never depend on the model getting them right.
 
 The system message never changes, so llama.cpp reuses its cached prefix across questions (prompt
-length is what costs time on a CPU). Passage text is untrusted: it sits inside ``<passage>``
-fences, anything that could close a fence is neutralised, and the model is told that passages
+length is what costs time on a CPU). Passage text is untrusted: it sits inside one ``<passages>``
+fence, anything that could close the fence is neutralised, and the model is told that passages
 are data whose instructions it must not follow.
 """
 
@@ -42,21 +42,24 @@ def make_prompt(style: str) -> ChatPromptTemplate:
     return ChatPromptTemplate.from_messages([("system", SYSTEMS[style]), ("human", USER)])
 
 
-_FENCE = re.compile(r"</?\s*passage", re.IGNORECASE)
+_FENCE = re.compile(r"</?\s*passages", re.IGNORECASE)
 
 
 def format_passages(passages: list[Passage]) -> str:
+    """All passages inside one ``<passages>`` fence, each under a short ``[n] title (date)`` line.
+
+    Labels are kept short on purpose: every prompt token costs ~11 ms of prefill on 2 cores.
+    """
     blocks = []
     for n, passage in enumerate(passages, start=1):
-        words = passage.title.split()  # long titles cost prefill time on every passage
-        label = " ".join(words[:12]) + ("…" if len(words) > 12 else "")
+        words = passage.title.split()
+        label = " ".join(words[:8]) + ("…" if len(words) > 8 else "")
         if passage.date:
-            label += f", {readable_date(passage.date)}"
+            label += f" ({readable_date(passage.date)})"
         if passage.author:
             label += f", by {passage.author}"
-        label = _FENCE.sub("", label).replace('"', "'")
-        blocks.append(f'<passage n="{n}" source="{label}">\n{_FENCE.sub("[passage", passage.text)}\n</passage>')
-    return "\n".join(blocks)
+        blocks.append(f"[{n}] {_FENCE.sub('', label)}\n{_FENCE.sub('[passages', passage.text)}")
+    return "<passages>\n" + "\n\n".join(blocks) + "\n</passages>"
 
 
 def prompt_inputs(question: str, passages: list[Passage]) -> dict:

@@ -99,7 +99,7 @@ class HybridRetriever(BaseRetriever):
                 if entry["doc"] is None:
                     entry["doc"] = by_id.get(chunk_id)
         results = []
-        for chunk_id, entry in best:
+        for _chunk_id, entry in best:
             doc = entry["doc"]
             if doc is None:  # deleted between the two look-ups: a concurrent re-index
                 continue

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     concurrency_limit: int = 2
+    admin_password: SecretStr | None = Field(None, description="Enables the Admin tab (and its API) when set.")
+    max_upload_mb: int = Field(20, description="Largest file the Admin tab accepts.")
 
     @property
     def chroma_dir(self) -> Path:

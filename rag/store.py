@@ -59,7 +59,7 @@ def open_store(settings: Settings, client: chromadb.ClientAPI, model: EmbeddingM
             )
     return Chroma(
         collection_name=settings.collection,
-        embedding_function=model.embeddings,
+        embedding_function=model,
         client=client,
         collection_metadata={"embed_model": model.name, "embed_dim": model.dimension},
         collection_configuration={"hnsw": {"space": "cosine"}},

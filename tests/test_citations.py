@@ -57,3 +57,9 @@ def test_marker_lists_and_ranges_are_parsed():
     checked = check_answer("Tolls fell 40 percent for fishing boats [1, 2]. Libraries open Sundays [1-2].",
                            PASSAGES, "What changed?")
     assert checked[0].cites == [1] and checked[1].cites == [2]
+
+
+def test_words_borrowed_from_an_unrelated_passage_do_not_make_an_answer():
+    answer = finalize("What is the price of the library card?",
+                      "The price of the card is cut by 40 percent for fishing boats [1].", PASSAGES, {}, "fake")
+    assert answer.refused

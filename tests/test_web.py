@@ -127,7 +127,7 @@ def test_follow_up_is_rewritten_before_retrieval(app_server, browser):
 def test_unanswerable_question_is_a_visible_refusal_with_related_reading(app_server, browser):
     url, _ = app_server
     page = open_page(browser, url)
-    ask(page, "What was the weather in Washington on the day the directive was issued?")
+    ask(page, "Who won the 1998 football World Cup final?")
     refusal = page.locator("#chat .refusal").last
     assert "don't say" in refusal.inner_text()
     page.close()

@@ -1,0 +1,97 @@
+"""Operators' actions for the web app's Admin tab: the same indexing code as the CLI, behind a password.
+
+Uploads are checked before anything is written: only article types, under the size limit, with
+names reduced to a safe file name (no ``../``), stored under ``RAG_DATA_DIR/uploads``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import shutil
+from pathlib import Path
+
+from rag.index import IndexSummary, list_articles, open_record_manager, remove_articles, run_indexing
+from rag.load import SUPPORTED_SUFFIXES, is_url, safe_doc_id
+
+
+class AdminError(Exception):
+    pass
+
+
+class Admin:
+    def __init__(self, components) -> None:
+        self.components = components
+        self.settings = components.settings
+        self.uploads = self.settings.data_dir / "uploads"
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.admin_password is not None and bool(self.settings.admin_password.get_secret_value())
+
+    def check(self, password: str | None) -> None:
+        """Constant-time password check; every admin action calls it, UI and API alike."""
+        if not self.enabled:
+            raise AdminError("the admin features are disabled (RAG_ADMIN_PASSWORD is not set)")
+        expected = self.settings.admin_password.get_secret_value().encode()
+        if not hmac.compare_digest(expected, (password or "").encode()):
+            raise AdminError("wrong admin password")
+
+    def articles(self, password: str) -> list[dict]:
+        self.check(password)
+        try:
+            return list_articles(self.components.store())
+        except Exception:  # no index yet
+            return []
+
+    def accept_uploads(self, password: str, files: list[str]) -> list[str]:
+        """Copy uploaded temp files into the uploads folder; returns their new paths."""
+        self.check(password)
+        accepted = []
+        limit = self.settings.max_upload_mb * 1024 * 1024
+        for temp in files or []:
+            source = Path(temp)
+            name = Path(source.name).name  # never a path: "../x" becomes "x"
+            suffix = Path(name).suffix.lower()
+            if suffix not in SUPPORTED_SUFFIXES:
+                raise AdminError(f"{name}: only {', '.join(sorted(SUPPORTED_SUFFIXES))} files can be added")
+            if source.stat().st_size > limit:
+                raise AdminError(f"{name}: larger than {self.settings.max_upload_mb} MB")
+            target = self.uploads / f"{safe_doc_id(Path(name).stem)}{suffix}"
+            self.uploads.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            accepted.append(str(target))
+        return accepted
+
+    def index(self, password: str, files: list[str], urls: str, progress=None) -> IndexSummary:
+        self.check(password)
+        sources = self.accept_uploads(password, files)
+        for line in (urls or "").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            if not is_url(line):
+                raise AdminError(f"not an http(s) URL: {line[:100]}")
+            sources.append(line)
+        if not sources:
+            raise AdminError("choose files to upload or paste URLs first")
+        return run_indexing(self.components, sources, progress=progress)
+
+    def reindex_all(self, password: str, progress=None) -> IndexSummary:
+        """Re-index the corpus folder and every upload (unchanged articles are skipped)."""
+        self.check(password)
+        sources = [str(self.settings.corpus_dir)] + ([str(self.uploads)] if self.uploads.exists() else [])
+        return run_indexing(self.components, sources, progress=progress)
+
+    def remove(self, password: str, doc_ids: list[str]) -> dict[str, int]:
+        self.check(password)
+        if not doc_ids:
+            raise AdminError("choose articles to remove")
+        from rag.index import indexer_lock
+
+        with indexer_lock(self.settings, wait=False):
+            removed = remove_articles(doc_ids, store=self.components.store(),
+                                      record_manager=open_record_manager(self.settings))
+        for doc_id in doc_ids:  # an uploaded file would come back on the next re-index
+            for upload in self.uploads.glob(f"{doc_id}.*") if self.uploads.exists() else []:
+                upload.unlink()
+        return removed
