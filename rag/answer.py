@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from rag.citations import check_answer, is_refusal
 from rag.llm import Generator, make_generator
-from rag.prompt import REFUSAL
+from rag.prompt import REFUSAL, group_by_article
 from rag.retrieve import Filters, HybridRetriever, to_passage
 from rag.schema import Answer, Citation, Passage
 from rag.settings import Settings
@@ -128,7 +128,8 @@ class Pipeline:
                 break
             chosen.append(passage)
             budget -= cost
-        return chosen
+        # The prompt names each article once, so its passages sit together (and are numbered so).
+        return group_by_article(chosen)
 
     def relevant_enough(self, passages: list[Passage]) -> bool:
         if not passages:

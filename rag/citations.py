@@ -35,7 +35,7 @@ REFUSAL_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 STOPWORDS = frozenset(
-    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "according", "said", "says", "article", "articles", "passage", "passages", "one", "two"]
+    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "according", "said", "says", "article", "articles", "passage", "passages", "one", "two", "per", "via", "within", "without", "upon", "however"]
 )
 
 
@@ -101,7 +101,10 @@ def support(sentence_terms: set[str], passage_terms: set[str]) -> float:
 def check_answer(text: str, passages: list[Passage], question: str, *,
                  min_support: float = 0.5) -> list[CheckedSentence]:
     """Split the model's reply into sentences with verified citations (see module docstring)."""
-    passage_terms = [content_terms(f"{p.title} {p.author} {p.text}") for p in passages]
+    # A byline answers "who wrote the article?": a passage with a known author carries those words.
+    # A byline answers "who wrote the article?": a passage with a known author carries those words.
+    bylines = [" wrote written author article" if p.author else "" for p in passages]
+    passage_terms = [content_terms(f"{p.title} {p.author} {p.text}{byline}") for p, byline in zip(passages, bylines, strict=True)]
     question_terms = content_terms(question)
     known = all_terms(question + " " + " ".join(f"{p.title} {p.author} {p.text}" for p in passages))
     checked: list[CheckedSentence] = []

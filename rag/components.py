@@ -19,31 +19,30 @@ from rag.lexical import LexicalIndex
 from rag.llm import Generator
 from rag.retrieve import HybridRetriever
 from rag.settings import Settings
-from rag.store import make_chroma_client, open_store
+from rag.store import LiveStore
 
 
 @dataclass
 class Components:
     settings: Settings
     embedding_model: EmbeddingModel | None = None
-    client: chromadb.ClientAPI | None = None
     generator: Generator | None = None
-    _store: Chroma | None = field(default=None, repr=False)
+    live: LiveStore | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.embedding_model = self.embedding_model or load_embedding_model(self.settings)
-        self.client = self.client or make_chroma_client(self.settings)
+        self.live = self.live or LiveStore(self.settings, self.embedding_model)
+
+    @property
+    def client(self) -> chromadb.ClientAPI:
+        return self.live.client
 
     def store(self, *, create: bool = False) -> Chroma:
-        if self._store is None:
-            self._store = open_store(self.settings, self.client, self.embedding_model, create=create)
-        return self._store
+        return self.live.store(create=create)
 
     def forget_store(self) -> None:
         """After the collection was dropped (``index --rebuild``): reopen it on next use."""
-        self._store = None
-        self.__dict__.pop("retriever", None)
-        self.__dict__.pop("pipeline", None)
+        self.live.forget()
 
     @cached_property
     def chunker(self) -> Chunker:
@@ -53,8 +52,8 @@ class Components:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        store = self.store()
-        return HybridRetriever(store=store, lexical=LexicalIndex(store), mode=self.settings.retrieval_mode,
+        self.store()  # fail now, with a clear message, if there is no index
+        return HybridRetriever(live=self.live, lexical=LexicalIndex(self.live), mode=self.settings.retrieval_mode,
                                fetch_k=self.settings.fetch_k, k=max(8, self.settings.top_k))
 
     @cached_property

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import bm25s
 import numpy as np
 import Stemmer
-from langchain_chroma import Chroma
+
+from rag.store import LiveStore
 
 _STEMMER = Stemmer.Stemmer("english")
 
@@ -24,20 +25,16 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
 
 class LexicalIndex:
-    def __init__(self, store: Chroma) -> None:
-        self.store = store
+    def __init__(self, live: LiveStore) -> None:
+        self.live = live
         self._lock = threading.Lock()
         self._generation: object = object()  # never equal to a real generation
         self._retriever: bm25s.BM25 | None = None
         self.ids: list[str] = []
         self.metadatas: list[dict] = []
 
-    def current_generation(self) -> object:
-        collection = self.store._client.get_collection(self.store._collection.name)
-        return (collection.metadata or {}).get("generation", 0)
-
     def refresh_if_stale(self) -> None:
-        generation = self.current_generation()
+        generation = self.live.generation()
         if generation == self._generation:
             return
         with self._lock:
@@ -46,7 +43,8 @@ class LexicalIndex:
                 self._generation = generation
 
     def _rebuild(self) -> None:
-        data = self.store.get(include=["documents", "metadatas"])
+        with self.live.reading() as store:
+            data = store.get(include=["documents", "metadatas"])
         ids, texts, metadatas = data["ids"], data["documents"], data["metadatas"]
         retriever = None
         if ids:
@@ -55,9 +53,14 @@ class LexicalIndex:
         # Swap all three together: a concurrent search sees either the old or the new index.
         self._retriever, self.ids, self.metadatas = retriever, ids, metadatas
 
-    def search(self, query: str, k: int, allow: Callable[[dict], bool] | None = None) -> list[tuple[int, float]]:
-        """(position, score) of the best ``k`` chunks with a positive score; positions index ``ids``."""
-        self.refresh_if_stale()
+    def search(self, query: str, k: int, allow: Callable[[dict], bool] | None = None, *,
+               refresh: bool = True) -> list[tuple[int, float]]:
+        """(position, score) of the best ``k`` chunks with a positive score; positions index ``ids``.
+
+        ``refresh=False`` when the caller already refreshed (and holds the store's read gate).
+        """
+        if refresh:
+            self.refresh_if_stale()
         retriever, metadatas = self._retriever, self.metadatas
         if retriever is None:
             return []

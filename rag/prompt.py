@@ -46,20 +46,32 @@ _FENCE = re.compile(r"</?\s*passages", re.IGNORECASE)
 
 
 def format_passages(passages: list[Passage]) -> str:
-    """All passages inside one ``<passages>`` fence, each under a short ``[n] title (date)`` line.
+    """All passages inside one ``<passages>`` fence; one short header per article, then its
+    passages as ``[n] text``. Passages must already be grouped by article (``group_by_article``).
 
-    Labels are kept short on purpose: every prompt token costs ~11 ms of prefill on 2 cores.
+    Labels are kept short on purpose: every prompt token costs ~12 ms of prefill on 2 cores.
     """
-    blocks = []
+    lines, current = [], None
     for n, passage in enumerate(passages, start=1):
-        words = passage.title.split()
-        label = " ".join(words[:8]) + ("…" if len(words) > 8 else "")
-        if passage.date:
-            label += f" ({readable_date(passage.date)})"
-        if passage.author:
-            label += f", by {passage.author}"
-        blocks.append(f"[{n}] {_FENCE.sub('', label)}\n{_FENCE.sub('[passages', passage.text)}")
-    return "<passages>\n" + "\n\n".join(blocks) + "\n</passages>"
+        if passage.doc_id != current:
+            current = passage.doc_id
+            words = passage.title.split()
+            label = " ".join(words[:10]) + ("…" if len(words) > 10 else "")
+            if passage.date:
+                label += f" ({readable_date(passage.date)})"
+            if passage.author:
+                label += f", by {passage.author}"
+            lines.append(f"Article: {_FENCE.sub('', label)}")
+        lines.append(f"[{n}] {_FENCE.sub('[passages', passage.text)}")
+    return "<passages>\n" + "\n".join(lines) + "\n</passages>"
+
+
+def group_by_article(passages: list[Passage]) -> list[Passage]:
+    """Keep each article's passages together (articles in order of their best passage)."""
+    order: dict[str, list[Passage]] = {}
+    for passage in passages:
+        order.setdefault(passage.doc_id, []).append(passage)
+    return [p for group in order.values() for p in group]
 
 
 def prompt_inputs(question: str, passages: list[Passage]) -> dict:

@@ -20,6 +20,7 @@ from langchain_core.retrievers import BaseRetriever
 from rag.chunk import chunk_body, date_number
 from rag.lexical import LexicalIndex
 from rag.schema import Passage
+from rag.store import LiveStore
 
 RRF_K = 60
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -61,7 +62,7 @@ class HybridRetriever(BaseRetriever):
     """Dense + BM25, fused by reciprocal rank. Returns ``Document``s whose metadata gains
     ``score`` (fused) and ``dense_score`` (cosine similarity, when the dense side saw the chunk)."""
 
-    store: Chroma
+    live: LiveStore
     lexical: LexicalIndex
     mode: Mode = "hybrid"
     fetch_k: int = 30
@@ -73,17 +74,23 @@ class HybridRetriever(BaseRetriever):
                                 filters: Filters | None = None, k: int | None = None) -> list[Document]:
         filters = filters or Filters()
         k = k or self.k
-        ranked: dict[str, dict] = {}  # chunk_id -> {"doc": Document, "score": float, "dense": float}
 
+        if self.mode != "dense":
+            self.lexical.refresh_if_stale()  # before the read gate: a refresh may itself need the store
+        with self.live.reading() as store:
+            return self._search(store, query, filters, k)
+
+    def _search(self, store: Chroma, query: str, filters: Filters, k: int) -> list[Document]:
+        ranked: dict[str, dict] = {}  # chunk_id -> {"doc": Document, "score": float, "dense": float}
         if self.mode in ("hybrid", "dense"):
-            hits = self.store.similarity_search_with_score(query, k=self.fetch_k, filter=filters.chroma_where())
+            hits = store.similarity_search_with_score(query, k=self.fetch_k, filter=filters.chroma_where())
             for rank, (doc, distance) in enumerate(hits):
                 entry = ranked.setdefault(doc.id, {"doc": doc, "score": 0.0, "dense": None})
                 entry["score"] += 1.0 / (RRF_K + rank + 1)
                 entry["dense"] = 1.0 - float(distance)
         if self.mode in ("hybrid", "bm25"):
             allow = None if filters.is_empty() else filters.allows
-            hits = self.lexical.search(expand_lexical_query(query), self.fetch_k, allow)
+            hits = self.lexical.search(expand_lexical_query(query), self.fetch_k, allow, refresh=False)
             for rank, (position, _score) in enumerate(hits):
                 chunk_id = self.lexical.ids[position]
                 if chunk_id not in ranked:  # seen by BM25 only: its Document is fetched below
@@ -93,7 +100,7 @@ class HybridRetriever(BaseRetriever):
         best = sorted(ranked.items(), key=lambda item: item[1]["score"], reverse=True)[:k]
         missing = [chunk_id for chunk_id, entry in best if entry["doc"] is None]
         if missing:
-            fetched = self.store.get_by_ids(missing)
+            fetched = store.get_by_ids(missing)
             by_id = {doc.id: doc for doc in fetched}
             for chunk_id, entry in best:
                 if entry["doc"] is None:

@@ -8,6 +8,10 @@ with a different model is an ``IndexMismatchError`` that says how to rebuild.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
@@ -103,3 +107,86 @@ def article_text(store: Chroma, doc_id: str) -> tuple[dict, str]:
             body = page[meta.get("body_offset", 0):]
             text = text[:start] + body
     return pieces[0][0], text
+
+
+class ReadWriteGate:
+    """Many readers at once, or one writer alone (writers wait for readers to finish)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def read(self):
+        with self._condition:
+            self._condition.wait_for(lambda: not self._writing)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def write(self):
+        with self._condition:
+            self._condition.wait_for(lambda: not self._writing and self._readers == 0)
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writing = False
+                self._condition.notify_all()
+
+
+class LiveStore:
+    """The store as a long-running reader (the web app) sees it, kept current across re-indexes.
+
+    Every indexing run bumps the collection's ``generation`` (see ``rag.index``). A Chroma server
+    serves every process the same data, but the embedded store keeps its vector index in memory,
+    so a write made by another process (``python -m rag index`` while the app runs) stays invisible
+    to dense search. When a reader notices a new generation it reopens the embedded client — after
+    the questions in flight have finished with the old one, so none of them fails.
+    """
+
+    def __init__(self, settings: Settings, model: EmbeddingModel, client: chromadb.ClientAPI | None = None) -> None:
+        self.settings = settings
+        self.model = model
+        self.client = client or make_chroma_client(settings)
+        self._store: Chroma | None = None
+        self._generation: object = None
+        self._gate = ReadWriteGate()
+
+    def store(self, *, create: bool = False) -> Chroma:
+        if self._store is None:
+            self._store = open_store(self.settings, self.client, self.model, create=create)
+            self._generation = self.generation()
+        return self._store
+
+    def forget(self) -> None:
+        """After the collection was dropped (``index --rebuild``)."""
+        self._store = None
+
+    def generation(self) -> object:
+        collection = self.client.get_collection(self.settings.collection)
+        return (collection.metadata or {}).get("generation", 0)
+
+    @contextmanager
+    def reading(self) -> Iterator[Chroma]:
+        store = self.store()
+        if not self.settings.chroma_host and self.generation() != self._generation:
+            with self._gate.write():
+                if self.generation() != self._generation:
+                    store = self._reopen()
+        with self._gate.read():
+            yield self._store or store
+
+    def _reopen(self) -> Chroma:
+        self.client.close()
+        self.client = make_chroma_client(self.settings)
+        self._store = open_store(self.settings, self.client, self.model)
+        self._generation = self.generation()
+        return self._store

@@ -7,6 +7,7 @@ refresh the screenshots in ``docs/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -35,30 +36,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_server(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("web") / "data"
-    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_LLM": "extractive", "RAG_PORT": str(free_port())}
+@contextlib.contextmanager
+def start_app(env: dict):
+    """Index the shipped corpus into env's data dir, run app.py, yield its URL, stop it."""
+    data_dir = Path(env["RAG_DATA_DIR"])
     subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True,
                    capture_output=True, timeout=300)
     log = (data_dir / "app.log").open("w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{env['RAG_PORT']}/"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(f"app exited: {(data_dir / 'app.log').read_text()[-2000:]}")
-            time.sleep(1)
-    else:
-        process.kill()
-        pytest.fail("app did not start in 180 s")
-    yield url, data_dir
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"app did not start: {(data_dir / 'app.log').read_text()[-2000:]}")
+                time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("web") / "data"
+    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_LLM": "extractive", "RAG_PORT": str(free_port())}
+    with start_app(env) as url:
+        yield url, data_dir
 
 
 @pytest.fixture(scope="module")
