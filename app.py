@@ -6,8 +6,10 @@ API: ``/ask`` (question → the answer JSON of ``python -m rag ask --json``) and
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 
@@ -22,6 +24,7 @@ from rag.present import answer_html, passage_card, sources_html
 from rag.retrieve import Filters
 from rag.schema import Answer
 from rag.settings import Settings
+from rag.staff import Staff, StaffError
 from rag.store import article_text
 
 log = logging.getLogger("rag.app")
@@ -82,6 +85,10 @@ class ChatService:
         self.settings = components.settings
         self.feedback = feedback
         self.admin = Admin(components)
+        # Question sets: the project's development sets (when ../shared is beside the checkout) and
+        # any set staff drop into RAG_DATA_DIR/question-sets.
+        self.staff = Staff(components, feedback, [Path(__file__).resolve().parent.parent / "shared" / "eval",
+                                                  components.settings.data_dir / "question-sets"])
 
     @property
     def pipeline(self):
@@ -108,7 +115,8 @@ class ChatService:
             return {"question": question, "error": user_message(exc)}
 
     def public_settings(self) -> dict:
-        return self.settings.model_dump(mode="json", exclude={"llm_api_key", "chroma_token", "admin_password"})
+        return self.settings.model_dump(mode="json", exclude={"llm_api_key", "chroma_token", "admin_password",
+                                                              "staff_password"})
 
 
 def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
@@ -254,7 +262,68 @@ def build_app(service: ChatService) -> gr.Blocks:
         gr.api(ask, api_name="ask", concurrency_limit=service.settings.concurrency_limit)
         if service.admin.enabled:
             build_admin_tab(service.admin)
+        if service.staff.enabled:
+            build_evaluate_tab(service.staff)
     return demo
+
+
+def build_evaluate_tab(staff: Staff) -> None:
+    """Staff: run question sets with chosen settings, read and compare reports, review feedback."""
+
+    def guarded(action):
+        def run(*args, **kwargs):
+            try:
+                return action(*args, **kwargs)
+            except (StaffError, LookupError, ValueError) as exc:
+                raise gr.Error(str(exc)) from None
+        return run
+
+    def framed(report_html: str) -> str:  # the report is a whole page: show it in a sandboxed frame
+        return (f'<iframe sandbox="" style="width:100%;height:720px;border:0" '
+                f'srcdoc="{html.escape(report_html, quote=True)}"></iframe>')
+
+    with gr.Tab("Evaluate", elem_id="evaluate-tab"):
+        password = gr.Textbox(label="Staff password", type="password", elem_id="staff-password")
+        with gr.Row():
+            question_set = gr.Dropdown(staff.question_sets(), label="Question set", elem_id="eval-set")
+            backend = gr.Dropdown(["", "local", "openai", "extractive"], value="", label="LLM backend (blank: current)")
+            mode = gr.Dropdown(["", "hybrid", "dense", "bm25"], value="", label="Retrieval (blank: current)")
+            top_k = gr.Number(value=None, precision=0, label="Passages (blank: current)")
+        run_button = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
+        with gr.Row():
+            run_a = gr.Number(precision=0, label="Run A", elem_id="eval-run-a")
+            run_b = gr.Number(precision=0, label="Run B", elem_id="eval-run-b")
+            compare_button = gr.Button("Compare", elem_id="eval-compare")
+            list_button = gr.Button("List runs", elem_id="eval-list")
+        runs_table = gr.Dataframe(headers=["run", "when", "set", "llm", "correct", "refused", "hit@5"],
+                                  interactive=False, elem_id="eval-runs")
+        report = gr.HTML(elem_id="eval-report")
+        gr.Markdown("### Readers' feedback (unreviewed, thumbs-down first)")
+        feedback_button = gr.Button("Show feedback", elem_id="feedback-show")
+        feedback_table = gr.Dataframe(headers=["id", "rating", "question", "answer", "comment", "when"],
+                                      interactive=False, wrap=True, elem_id="feedback-table")
+        with gr.Row():
+            reviewed_id = gr.Number(precision=0, label="Feedback id", elem_id="feedback-id")
+            reviewed_button = gr.Button("Mark reviewed", elem_id="feedback-reviewed")
+
+        def do_run(pw, chosen, llm, retrieval, k, progress=gr.Progress()):
+            overrides = {"llm": llm or None, "retrieval_mode": retrieval or None, "top_k": int(k) if k else None}
+            run_id, html_report = staff.run(pw, chosen, overrides,
+                                            progress=lambda rows: progress.tqdm(rows, desc="questions"))
+            return framed(html_report), staff.run_list(pw)
+
+        run_button.click(guarded(do_run), [password, question_set, backend, mode, top_k], [report, runs_table],
+                         api_name="eval_run")
+        compare_button.click(guarded(lambda pw, a, b: framed(staff.compare(pw, a, b))), [password, run_a, run_b],
+                             report, api_name="eval_compare")
+        list_button.click(guarded(staff.run_list), [password], runs_table, api_name="eval_list")
+        feedback_button.click(guarded(staff.feedback_queue), [password], feedback_table, api_name="feedback_queue")
+
+        def do_review(pw, feedback_id):
+            staff.mark_reviewed(pw, feedback_id)
+            return staff.feedback_queue(pw)
+
+        reviewed_button.click(guarded(do_review), [password, reviewed_id], feedback_table, api_name="feedback_reviewed")
 
 
 def build_admin_tab(admin: Admin) -> None:

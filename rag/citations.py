@@ -46,8 +46,12 @@ class CheckedSentence:
     supported: bool
 
 
+TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[[^\]]*\d[^\]]*\])+)")
+
+
 def split_sentences(text: str) -> list[str]:
-    text = " ".join(text.split())
+    """Sentences, each keeping the markers written after it ("It fell. [1] Then…" -> "It fell [1].")."""
+    text = TRAILING_MARKERS.sub(r"\2\1", " ".join(text.split()))
     return [s for s in SENTENCE_END.split(text) if s.strip()]
 
 

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "chromadb", "sentence_transformers", "transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        settings = Settings(**dict(parse_overrides(args.set)))
+        settings = Settings(**dict(parse_overrides(args.set + getattr(args, "local_set", []))))
         return args.handler(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -81,10 +81,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_arguments(ask)
     ask.set_defaults(handler=cmd_ask)
 
-    evaluate = commands.add_parser("eval", help="run a question set and report quality and latency")
-    evaluate.add_argument("file", type=Path)
+    evaluate = commands.add_parser("eval", help="run a question set; list, compare and report runs")
+    evaluate.add_argument("file", type=Path, nargs="?")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--set", dest="local_set", action="append", default=[], metavar="NAME=VALUE",
+                          help="settings for this run (e.g. --set top_k=3 --set llm=extractive)")
+    evaluate.add_argument("--list", action="store_true", help="list stored runs")
+    evaluate.add_argument("--compare", nargs=2, type=int, metavar=("RUN_A", "RUN_B"))
+    evaluate.add_argument("--no-save", action="store_true", help="do not store the run")
+    evaluate.add_argument("--judge", action="store_true",
+                          help="add LLM-as-judge faithfulness/relevancy (model-judged) via the configured openai endpoint")
     evaluate.set_defaults(handler=cmd_eval)
+
+    feedback = commands.add_parser("feedback", help="readers' feedback")
+    feedback_actions = feedback.add_subparsers(required=True, metavar="ACTION")
+    export = feedback_actions.add_parser("export", help="thumbs-down answers as a question set for review")
+    export.add_argument("out", type=Path)
+    export.add_argument("--all", action="store_true", help="include reviewed and thumbs-up items")
+    export.set_defaults(handler=cmd_feedback_export)
+
+    bench = commands.add_parser("bench", help="retrieval benchmarks")
+    bench_kinds = bench.add_subparsers(required=True, metavar="KIND")
+    beir = bench_kinds.add_parser("beir", help="a BEIR-format dataset: nDCG@10, MRR@10, Recall@100 per mode")
+    beir.add_argument("folder", type=Path)
+    beir.add_argument("--json", action="store_true")
+    beir.set_defaults(handler=cmd_bench_beir)
 
     docs = commands.add_parser("docs", help="list indexed articles")
     docs.add_argument("--json", action="store_true")
@@ -117,6 +138,7 @@ def cmd_index(args, settings: Settings) -> int:
     sources = args.paths or [str(settings.corpus_dir)]
     summary = run_indexing(components(settings), sources, prune=args.prune, rebuild=args.rebuild, wait=args.wait,
                            progress=progress_bar("embedding and writing", "chunks"),
+                           load_progress=progress_bar("loading", "sources"),
                            report=lambda message: print(message, file=sys.stderr))
     print(f"indexed from {', '.join(sources)}: {summary.line()}")
     return 1 if summary.failed else 0
@@ -196,25 +218,88 @@ def format_answer(answer) -> str:
 
 def cmd_eval(args, settings: Settings) -> int:
     from rag import evaluate
+    from rag.report import comparison_report, run_report
+    from rag.runs import RunStore, compare, format_comparison
 
+    runs = RunStore(settings.data_dir / "eval.sqlite")
+    reports = settings.data_dir / "reports"
+    if args.list:
+        for run in runs.runs():
+            summary = run["summary"]
+            print(f"{run['id']:>4}  {run['created_at']}  {run['code_version']:<14} {Path(run['question_set']).name:<28} "
+                  f"correct {summary.get('correct')}  refused {summary.get('refused_unanswerable')}  "
+                  f"hit@5 {summary.get('hit@5')}  {summary.get('llm', '')}")
+        return 0
+    if args.compare:
+        run_a, run_b = args.compare
+        comparison = compare(runs, run_a, run_b)
+        reports.mkdir(parents=True, exist_ok=True)
+        path = reports / f"compare-{run_a}-{run_b}.html"
+        path.write_text(comparison_report(comparison, runs.load(run_a)[1], runs.load(run_b)[1]), encoding="utf-8")
+        print(json.dumps(comparison, ensure_ascii=False) if args.json else f"{format_comparison(comparison)}\n\nreport: {path}")
+        return 0
+    if args.file is None:
+        raise ValueError("give a question set: python -m rag eval FILE.jsonl (or --list, --compare A B)")
     rows = evaluate.load_question_set(args.file)
     pipeline = components(settings).pipeline
-    progress = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        def progress(items):
-            return tqdm(items, desc="questions", file=sys.stderr)
-    else:
-        def progress(items):
-            return _log_every(items, len(rows), "eval", "questions")
-    results = evaluate.run(pipeline, rows, progress)
+    results = evaluate.run(pipeline, rows, progress=question_progress(len(rows)))
     summary = evaluate.summarize(results)
     summary["llm"] = pipeline.generator.name
+    if args.judge:
+        from rag.llm import BACKENDS
+
+        judge_model = BACKENDS["openai"](settings).chat_model
+        summary.update(evaluate.judge(results, judge_model))
+    saved = ""
+    if not args.no_save:
+        public = settings.model_dump(mode="json", exclude={"llm_api_key", "chroma_token", "admin_password",
+                                                           "staff_password"})
+        run_id = runs.save(str(args.file), public, summary, results)
+        run, stored = runs.load(run_id)
+        reports.mkdir(parents=True, exist_ok=True)
+        path = reports / f"run-{run_id}.html"
+        path.write_text(run_report(run, stored), encoding="utf-8")
+        summary["run_id"] = run_id
+        saved = f"\nsaved as run {run_id}; report: {path}"
     if args.json:
         print(json.dumps(evaluate.results_json(summary, results), ensure_ascii=False))
     else:
-        print(evaluate.format_report(summary, results))
+        print(evaluate.format_report(summary, results) + saved)
+    return 0
+
+
+def question_progress(total: int):
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return lambda items: tqdm(items, total=total, desc="questions", file=sys.stderr)
+    return lambda items: _log_every(items, total, "eval", "questions")
+
+
+def cmd_feedback_export(args, settings: Settings) -> int:
+    from rag.feedback import FeedbackStore
+
+    rows = FeedbackStore(settings.data_dir / "app.sqlite").rows(only_unreviewed=not args.all)
+    if not args.all:
+        rows = [r for r in rows if (r["rating"] or 0) < 0]
+    with args.out.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps({
+                "id": f"feedback-{row['id']}", "question": row["question"],
+                # For the reviewer to fill in: answerable, answer_must_include, evidence, source.
+                "review": {"answer_given": row["answer"], "refused": bool(row["refused"]), "rating": row["rating"],
+                           "comment": row["comment"], "citations": json.loads(row["citations"]), "llm": row["llm"],
+                           "created_at": row["created_at"]},
+            }, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} questions to {args.out}")
+    return 0
+
+
+def cmd_bench_beir(args, settings: Settings) -> int:
+    from rag.bench import format_results, run_beir
+
+    results = run_beir(args.folder, settings, progress=progress_bar("indexing", "chunks"))
+    print(json.dumps(results) if args.json else format_results(results))
     return 0
 
 

@@ -7,6 +7,10 @@ Question-set format: ``../shared/eval/README.md`` (README "Measuring answer qual
   dropping HTML tags, ``*`` and backticks on both sides, case-insensitively);
 - correct — answerable questions answered (not refused) with every ``answer_must_include`` group;
 - refused — unanswerable questions refused; false refusals — answerable questions refused;
+- citation precision — of the (sentence, cited passage) pairs in an answer, the share whose
+  passage contains the evidence or supports the sentence (at least half of the sentence's content
+  words, question words aside, appear in the passage: the same judge-free test the answer step
+  uses); citation coverage — the share of answer sentences that carry a citation;
 - latency p50/p95 of retrieve, first token and total.
 """
 
@@ -84,6 +88,8 @@ class QuestionResult:
     timings: dict = field(default_factory=dict)
     llm: str = ""
     error: str = ""
+    citation_precision: float | None = None
+    citation_coverage: float | None = None
 
 
 def score(row: dict, answer: Answer) -> QuestionResult:
@@ -95,9 +101,36 @@ def score(row: dict, answer: Answer) -> QuestionResult:
     if answerable and groups:
         correct = not answer.refused and contains_required(answer.answer, groups)
     data = answer.to_json()
+    precision, coverage = citation_quality(answer, evidence) if not answer.refused else (None, None)
     return QuestionResult(id=str(row["id"]), question=row["question"], answerable=answerable, answer=answer.answer,
                           refused=answer.refused, evidence_rank=rank, correct=correct, citations=data["citations"],
-                          contexts=data["contexts"], timings=data["timings"], llm=answer.llm)
+                          contexts=data["contexts"], timings=data["timings"], llm=answer.llm,
+                          citation_precision=precision, citation_coverage=coverage)
+
+
+def citation_quality(answer: Answer, evidence: list[str]) -> tuple[float | None, float | None]:
+    """(precision, coverage) of an answer's citations; see the module docstring."""
+    from rag.citations import MARKER, content_terms, split_sentences, support
+
+    by_n = {c.n: c for c in answer.citations}
+    question_terms = content_terms(answer.question)
+    wanted = [normalise(e) for e in evidence if normalise(e)]
+    pairs = good = cited_sentences = 0
+    sentences = split_sentences(answer.answer)
+    for sentence in sentences:
+        numbers = [int(n) for group in MARKER.findall(sentence) for n in re.findall(r"\d+", group)]
+        if numbers:
+            cited_sentences += 1
+        terms = content_terms(MARKER.sub("", sentence)) - question_terms
+        for n in numbers:
+            citation = by_n.get(n)
+            pairs += 1
+            if citation and (any(e in normalise(citation.text) for e in wanted)
+                             or support(terms, content_terms(citation.text)) >= 0.5):
+                good += 1
+    precision = round(good / pairs, 3) if pairs else None
+    coverage = round(cited_sentences / len(sentences), 3) if sentences else None
+    return precision, coverage
 
 
 def run(pipeline: Pipeline, rows: list[dict],
@@ -143,12 +176,19 @@ def summarize(results: list[QuestionResult]) -> dict:
         "correct": share(judged, lambda r: r.correct),
         "refused_unanswerable": share(unanswerable, lambda r: r.refused),
         "false_refusals": sum(1 for r in answerable if r.refused),
+        "citation_precision": _mean([r.citation_precision for r in results]),
+        "citation_coverage": _mean([r.citation_coverage for r in results]),
     }
     for key in ("retrieve_ms", "first_token_ms", "total_ms"):
         values = [r.timings[key] for r in results if key in r.timings]
         summary[f"{key}_p50"] = _round(percentile(values, 50))
         summary[f"{key}_p95"] = _round(percentile(values, 95))
     return summary
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(sum(present) / len(present), 3) if present else None
 
 
 def _round(value: float | None) -> float | None:
@@ -170,3 +210,28 @@ def format_report(summary: dict, results: list[QuestionResult]) -> str:
 
 def results_json(summary: dict, results: list[QuestionResult]) -> dict:
     return {"summary": summary, "results": [asdict(r) for r in results]}
+
+
+JUDGE_PROMPTS = {
+    "faithfulness": "Passages:\n{passages}\n\nAnswer: {answer}\n\nIs every claim in the answer supported by the "
+                    "passages? Reply with one word: YES or NO.",
+    "relevancy": "Question: {question}\n\nAnswer: {answer}\n\nDoes the answer address the question? Reply with one "
+                 "word: YES or NO.",
+}
+
+
+def judge(results: list[QuestionResult], chat_model) -> dict:
+    """Optional LLM-as-judge scores (model-judged, so labelled as such): share of answered questions
+    the judge calls faithful to their passages, and relevant to their question."""
+    from langchain_core.output_parsers import StrOutputParser
+
+    chain = chat_model | StrOutputParser()
+    votes: dict[str, list[bool]] = {name: [] for name in JUDGE_PROMPTS}
+    for result in results:
+        if result.refused or result.error:
+            continue
+        passages = "\n".join(f"[{i}] {c['text']}" for i, c in enumerate(result.contexts, 1))
+        for name, template in JUDGE_PROMPTS.items():
+            reply = chain.invoke(template.format(passages=passages, answer=result.answer, question=result.question))
+            votes[name].append(reply.strip().upper().startswith("YES"))
+    return {f"judge_{name} (model-judged)": round(sum(v) / len(v), 3) if v else None for name, v in votes.items()}

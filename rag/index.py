@@ -52,7 +52,7 @@ class IndexSummary:
 
 
 def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild: bool = False, wait: bool = False,
-                 progress=None, report: Callable[[str], None] = lambda message: None) -> IndexSummary:
+                 progress=None, load_progress=None, report: Callable[[str], None] = lambda message: None) -> IndexSummary:
     """What `python -m rag index` and the admin tab both do: lock, load, index, report.
 
     ``components`` is a ``rag.components.Components``. With ``prune``, articles missing from
@@ -69,7 +69,7 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
             delete_collection(settings, components.client)
             components.forget_store()
             (settings.data_dir / "records.sqlite").unlink(missing_ok=True)
-        loaded = load_sources(sources)
+        loaded = load_sources(sources, progress=load_progress)
         for source, reason in loaded.failures:
             report(f"skipped {source}: {reason}")
         if prune and loaded.failures:

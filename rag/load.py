@@ -17,7 +17,7 @@ import html
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +56,8 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def load_sources(sources: list[str], fetch: Callable[[str], tuple[bytes, str]] | None = None) -> LoadResult:
+def load_sources(sources: list[str], fetch: Callable[[str], tuple[bytes, str]] | None = None,
+                 progress: Callable[[list, int], Iterable] | None = None) -> LoadResult:
     """Load files, folders, http(s) URLs, ``.urls`` lists of URLs and ``.jsonl`` records.
 
     Every source that fails is reported with its reason in ``failures``; the rest still load.
@@ -71,23 +72,24 @@ def load_sources(sources: list[str], fetch: Callable[[str], tuple[bytes, str]] |
         seen[article.doc_id] = origin
         result.articles.append(article)
 
+    work: list[str | Path] = []  # URLs and files, expanded first so progress can count them
     for source in sources:
         if is_url(source):
-            _collect(result, source, lambda s=source: add(load_url(s, fetch), s))
-            continue
-        path = Path(source)
-        if not path.exists():
+            work.append(source)
+        elif not Path(source).exists():
             result.failures.append((source, "no such file or folder"))
-            continue
-        for file in iter_files([path]):
-            suffix = file.suffix.lower()
-            if suffix == ".jsonl":
-                _collect(result, str(file), lambda f=file: [add(a, f"{f}:{n}") for n, a in load_jsonl(f, result)])
-            elif suffix == ".urls":
-                for url in read_url_list(file):
-                    _collect(result, url, lambda u=url: add(load_url(u, fetch), u))
-            else:
-                _collect(result, str(file), lambda f=file: add(load_file(f), str(f)))
+        else:
+            work.extend(iter_files([Path(source)]))
+    for item in progress(work, len(work)) if progress else work:
+        if isinstance(item, str):
+            _collect(result, item, lambda u=item: add(load_url(u, fetch), u))
+        elif item.suffix.lower() == ".jsonl":
+            _collect(result, str(item), lambda f=item: [add(a, f"{f}:{n}") for n, a in load_jsonl(f, result)])
+        elif item.suffix.lower() == ".urls":
+            for url in read_url_list(item):
+                _collect(result, url, lambda u=url: add(load_url(u, fetch), u))
+        else:
+            _collect(result, str(item), lambda f=item: add(load_file(f), str(f)))
     return result
 
 

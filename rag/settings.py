@@ -69,14 +69,19 @@ class Settings(BaseSettings):
     concurrency_limit: int = 2
     admin_password: SecretStr | None = Field(None, description="Enables the Admin tab (and its API) when set.")
     max_upload_mb: int = Field(20, description="Largest file the Admin tab accepts.")
+    staff_password: SecretStr | None = Field(None, description="Enables the Evaluate tab (and its API) when set.")
 
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
 
+    models_dir_override: Path | None = Field(
+        None, alias="RAG_MODELS_DIR", description="Where the assembled local model lives (default RAG_DATA_DIR/models)."
+    )
+
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.models_dir_override or self.data_dir / "models"
 
     @property
     def record_db_url(self) -> str:

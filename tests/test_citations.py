@@ -63,3 +63,10 @@ def test_words_borrowed_from_an_unrelated_passage_do_not_make_an_answer():
     answer = finalize("What is the price of the library card?",
                       "The price of the card is cut by 40 percent for fishing boats [1].", PASSAGES, {}, "fake")
     assert answer.refused
+
+
+def test_markers_after_the_full_stop_belong_to_the_sentence_before_them():
+    checked = check_answer("Tolls fell 40 percent for fishing boats. [1] Libraries open on Sundays. [2]",
+                           PASSAGES, "What changed?")
+    assert [(c.text, c.cites) for c in checked] == [
+        ("Tolls fell 40 percent for fishing boats.", [1]), ("Libraries open on Sundays.", [2])]

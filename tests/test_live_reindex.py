@@ -35,7 +35,7 @@ def app(tmp_path_factory):
     # Dense-only: BM25 reads documents straight from Chroma's SQLite and would find new articles
     # anyway; the embedded vector index is the part that must be reloaded after another process writes.
     env = {**os.environ, "RAG_DATA_DIR": str(folder / "data"), "RAG_LLM": "extractive", "RAG_RETRIEVAL_MODE": "dense",
-           "RAG_PORT": str(free_port()), "RAG_ADMIN_PASSWORD": "correct horse"}
+           "RAG_PORT": str(free_port()), "RAG_ADMIN_PASSWORD": "correct horse", "RAG_STAFF_PASSWORD": "staff pass"}
     with start_app(env) as url:
         yield url, env, folder
 
@@ -85,6 +85,23 @@ def test_admin_api_refuses_without_the_password_and_works_with_it(app):
     assert "us-ai-export-controls-anthropic" in str(rows)
 
 
+def test_staff_api_runs_an_evaluation_and_refuses_without_the_password(app):
+    from gradio_client import Client
+
+    from .conftest import SEED_QUESTIONS
+
+    if not SEED_QUESTIONS.exists():
+        pytest.skip("../shared/eval not available")
+    url, _, _ = app
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match="wrong staff password"):
+        client.predict("nope", api_name="/eval_list")
+    report, runs = client.predict("staff pass", str(SEED_QUESTIONS.resolve()), "extractive", "", None,
+                                  api_name="/eval_run")
+    assert "srcdoc" in report and "Evaluation run" in report
+    assert runs["data"] if isinstance(runs, dict) else runs
+
+
 def test_admin_features_are_absent_without_a_password(tmp_path):
     from gradio_client import Client
 
@@ -92,4 +109,5 @@ def test_admin_features_are_absent_without_a_password(tmp_path):
     env.pop("RAG_ADMIN_PASSWORD", None)
     with start_app(env) as url:
         client = Client(url, verbose=False)
-        assert "/admin_list" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert "/admin_list" not in endpoints and "/eval_run" not in endpoints

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 def test_local_model_answers_a_seed_question_with_a_correct_citation(tmp_path, embedding_model):
     from rag.settings import Settings
 
-    settings = Settings(data_dir=tmp_path / "data", llm="local", llm_fallback=False, _env_file=None)
+    settings = Settings(data_dir=tmp_path / "data", llm="local", llm_fallback=False, _env_file=None,
+                        RAG_MODELS_DIR=REPO / "data" / "models")  # assembled once, shared with `make run`
     parts = Components(settings, embedding_model=embedding_model)
     index_articles(load_paths([REPO / "corpus"]).articles, store=parts.store(create=True),
                    record_manager=open_record_manager(settings), chunker=parts.chunker)

@@ -1,0 +1,86 @@
+"""Staff actions for the web app's Evaluate tab: run question sets, read and compare reports,
+review readers' feedback. Behind ``RAG_STAFF_PASSWORD``; every call checks it (UI and API)."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+from rag import evaluate
+from rag.feedback import FeedbackStore
+from rag.report import comparison_report, run_report
+from rag.runs import RunStore, compare
+
+SECRET_FIELDS = {"llm_api_key", "chroma_token", "admin_password", "staff_password"}
+
+
+class StaffError(Exception):
+    pass
+
+
+class Staff:
+    def __init__(self, components, feedback: FeedbackStore, question_set_dirs: list[Path]) -> None:
+        self.components = components
+        self.settings = components.settings
+        self.feedback = feedback
+        self.runs = RunStore(self.settings.data_dir / "eval.sqlite")
+        self.question_set_dirs = question_set_dirs
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.staff_password is not None and bool(self.settings.staff_password.get_secret_value())
+
+    def check(self, password: str | None) -> None:
+        if not self.enabled:
+            raise StaffError("the staff features are disabled (RAG_STAFF_PASSWORD is not set)")
+        if not hmac.compare_digest(self.settings.staff_password.get_secret_value().encode(), (password or "").encode()):
+            raise StaffError("wrong staff password")
+
+    def question_sets(self) -> list[str]:
+        found = []
+        for folder in self.question_set_dirs:
+            if folder.is_dir():
+                found.extend(str(p) for p in sorted(folder.glob("*.jsonl")))
+        return found
+
+    def run(self, password: str, question_set: str, overrides: dict, progress=None) -> tuple[int, str]:
+        """Run a question set with settings overrides; returns (run id, HTML report)."""
+        self.check(password)
+        if question_set not in self.question_sets():
+            raise StaffError("choose one of the listed question sets")
+        from rag.components import Components
+
+        settings = self.settings.model_copy(update={k: v for k, v in overrides.items() if v not in (None, "")})
+        parts = Components(settings, embedding_model=self.components.embedding_model, live=self.components.live)
+        rows = evaluate.load_question_set(Path(question_set))
+        results = evaluate.run(parts.pipeline, rows, progress)
+        summary = evaluate.summarize(results)
+        summary["llm"] = parts.pipeline.generator.name
+        run_id = self.runs.save(question_set, settings.model_dump(mode="json", exclude=SECRET_FIELDS), summary, results)
+        return run_id, self.report(password, run_id)
+
+    def report(self, password: str, run_id: int) -> str:
+        self.check(password)
+        run, results = self.runs.load(int(run_id))
+        return run_report(run, results)
+
+    def compare(self, password: str, run_a: int, run_b: int) -> str:
+        self.check(password)
+        comparison = compare(self.runs, int(run_a), int(run_b))
+        return comparison_report(comparison, self.runs.load(int(run_a))[1], self.runs.load(int(run_b))[1])
+
+    def run_list(self, password: str) -> list[list]:
+        self.check(password)
+        return [[r["id"], r["created_at"], Path(r["question_set"]).name, r["summary"].get("llm"),
+                 r["summary"].get("correct"), r["summary"].get("refused_unanswerable"), r["summary"].get("hit@5")]
+                for r in self.runs.runs()]
+
+    def feedback_queue(self, password: str) -> list[list]:
+        """Unreviewed feedback, thumbs-down first."""
+        self.check(password)
+        return [[r["id"], {1: "👍", -1: "👎"}.get(r["rating"], ""), r["question"], r["answer"], r["comment"],
+                 r["created_at"]] for r in self.feedback.rows(only_unreviewed=True)]
+
+    def mark_reviewed(self, password: str, feedback_id: int) -> None:
+        self.check(password)
+        self.feedback.mark_reviewed(int(feedback_id))
