@@ -179,3 +179,18 @@ def test_ask_api_through_gradio_client(app_server):
     assert not result["refused"] and "Kimi" in result["answer"]
     assert result["citations"][0]["chunk_id"] == result["contexts"][result["citations"][0]["n"] - 1]["chunk_id"]
     assert "error" in client.predict("   ", api_name="/ask")
+
+
+def test_the_app_serves_no_files_beyond_its_own(app_server):
+    """Gradio's published advisories were about reading arbitrary files through /file= routes."""
+    import urllib.error
+
+    url, data_dir = app_server
+    for path in ("gradio_api/file=/etc/passwd", "file=/etc/passwd", f"gradio_api/file={data_dir}/app.sqlite",
+                 "gradio_api/file=../../../../etc/passwd", "static/../../../../etc/passwd"):
+        try:
+            body = urllib.request.urlopen(url + path, timeout=10).read()
+        except urllib.error.HTTPError as exc:
+            assert exc.code in (403, 404, 400), (path, exc.code)
+        else:
+            assert b"root:" not in body and b"SQLite format" not in body, path
