@@ -8,6 +8,7 @@ at, so a running app sees re-indexed articles on its next question.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ import Stemmer
 from rag.store import LiveStore
 
 _STEMMER = Stemmer.Stemmer("english")
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import; keep our output clean
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -34,7 +36,12 @@ class LexicalIndex:
         self.metadatas: list[dict] = []
 
     def refresh_if_stale(self) -> None:
-        generation = self.live.generation()
+        from rag.store import StoreError, unreachable_message
+
+        try:
+            generation = self.live.generation()
+        except Exception as exc:
+            raise StoreError(unreachable_message(self.live.settings, exc)) from exc
         if generation == self._generation:
             return
         with self._lock:

@@ -43,13 +43,32 @@ def make_chroma_client(settings: Settings) -> chromadb.ClientAPI:
                 "Start it with `chroma run --path DIR --host 127.0.0.1 --port PORT`, or unset RAG_CHROMA_HOST."
             ) from exc
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    try:
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    except Exception as exc:  # a damaged sqlite file or segment surfaces as many different errors
+        raise StoreError(damaged_message(settings, exc)) from exc
+
+
+def damaged_message(settings: Settings, exc: Exception) -> str:
+    return (f"the index in {settings.chroma_dir} cannot be opened ({type(exc).__name__}: {str(exc)[:200]}). "
+            f"It is rebuilt from the sources: delete {settings.chroma_dir} and {settings.data_dir / 'records.sqlite'}, "
+            "then run `python -m rag index` (and index any other sources you had added)")
+
+
+def unreachable_message(settings: Settings, exc: Exception) -> str:
+    if settings.chroma_host:
+        return (f"the Chroma server at {settings.chroma_host}:{settings.chroma_port} is not answering "
+                f"({type(exc).__name__}). Check that `chroma run` is up; answers resume when it is back")
+    return damaged_message(settings, exc)
 
 
 def open_store(settings: Settings, client: chromadb.ClientAPI, model: EmbeddingModel, *,
                create: bool = False) -> Chroma:
     """The LangChain vector store over the collection; refuses a collection built with another model."""
-    existing = {c.name if hasattr(c, "name") else c for c in client.list_collections()}
+    try:
+        existing = {c.name if hasattr(c, "name") else c for c in client.list_collections()}
+    except Exception as exc:
+        raise StoreError(unreachable_message(settings, exc)) from exc
     if settings.collection not in existing and not create:
         raise StoreError(f"no index yet in {describe_location(settings)}. Build it with: python -m rag index")
     if settings.collection in existing:
@@ -176,8 +195,15 @@ class LiveStore:
 
     @contextmanager
     def reading(self) -> Iterator[Chroma]:
-        store = self.store()
-        if not self.settings.chroma_host and self.generation() != self._generation:
+        """The store for one read; store failures become a ``StoreError`` that says what to do."""
+        try:
+            store = self.store()
+            generation = self.generation()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(unreachable_message(self.settings, exc)) from exc
+        if not self.settings.chroma_host and generation != self._generation:
             with self._gate.write():
                 if self.generation() != self._generation:
                     store = self._reopen()

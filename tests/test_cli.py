@@ -68,3 +68,11 @@ def test_docs_lists_the_indexed_article(data_dir):
     rows = json.loads(rag("docs", "--json", data_dir=data_dir).stdout)
     assert [r["doc_id"] for r in rows] == ["us-ai-export-controls-anthropic"]
     assert rows[0]["chunks"] > 10 and rows[0]["indexed_at"]
+
+
+def test_a_corrupted_index_says_how_to_recover(tmp_path):
+    assert rag("index", "corpus", data_dir=tmp_path).returncode == 0
+    (tmp_path / "chroma" / "chroma.sqlite3").write_bytes(b"garbage" * 1000)
+    result = rag("ask", "Who wrote the article?", data_dir=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "delete" in result.stderr and "python -m rag index" in result.stderr

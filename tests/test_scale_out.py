@@ -23,14 +23,11 @@ from .test_web import free_port
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
+def start_chroma(folder: Path, port: int) -> subprocess.Popen:
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
     if chroma is None:
         pytest.skip("the chroma command is not installed")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("chroma-server")
-    log = (folder / "server.log").open("w")
+    log = (folder / "server.log").open("a")
     process = subprocess.Popen([chroma, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
                                stdout=log, stderr=subprocess.STDOUT)
     import chromadb
@@ -39,11 +36,17 @@ def chroma_server(tmp_path_factory):
     while True:
         try:
             chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
-            break
+            return process
         except Exception:
             if process.poll() is not None or time.time() > deadline:
                 pytest.fail(f"chroma run did not start: {(folder / 'server.log').read_text()[-1500:]}")
             time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    port = free_port()
+    process = start_chroma(tmp_path_factory.mktemp("chroma-server"), port)
     yield port
     process.terminate()
     process.wait(timeout=30)
@@ -63,6 +66,47 @@ def test_index_and_answer_through_a_chroma_server(chroma_server, tmp_path, embed
     # A second process's view of the same server (a second app instance) sees the same index.
     other = Components(settings.model_copy(update={"data_dir": tmp_path / "other"}), embedding_model=embedding_model)
     assert other.store()._collection.count() == parts.store()._collection.count()
+
+
+def test_chroma_server_stopped_and_restarted(tmp_path, embedding_model):
+    from rag.store import StoreError
+
+    port = free_port()
+    server = start_chroma(tmp_path, port)
+    settings = Settings(data_dir=tmp_path / "data", chroma_host="127.0.0.1", chroma_port=port, llm="extractive",
+                        _env_file=None)
+    parts = Components(settings, embedding_model=embedding_model)
+    index_articles(load_paths([REPO / "corpus"]).articles, store=parts.store(create=True),
+                   record_manager=open_record_manager(settings), chunker=parts.chunker)
+    question = "Which Chinese model has comparable exploitation capabilities?"
+    assert "Kimi" in parts.pipeline.ask(question).answer
+    server.terminate()
+    server.wait(timeout=30)
+    with pytest.raises(StoreError, match="not answering"):
+        parts.pipeline.ask(question)
+    server = start_chroma(tmp_path, port)  # same data folder, same port
+    try:
+        assert "Kimi" in parts.pipeline.ask(question).answer, "answers resume without restarting the app"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_second_process_on_the_same_chroma_server_sees_the_index(chroma_server, tmp_path):
+    import os
+
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "proc"), "RAG_CHROMA_HOST": "127.0.0.1",
+           "RAG_CHROMA_PORT": str(chroma_server), "RAG_LLM": "extractive"}
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "ferries.md").write_text("# Night Ferries Return\n\nDate: 2025-05-01\n\nThe harbour authority "
+                                      "restored night ferries to the islands, running every 40 minutes.\n")
+    subprocess.run([sys.executable, "-m", "rag", "index", str(extra)], cwd=REPO, env=env, check=True,
+                   capture_output=True, timeout=300)
+    answer = subprocess.run([sys.executable, "-m", "rag", "ask", "How often do the night ferries run?", "--json"],
+                            cwd=REPO, env={**env, "RAG_DATA_DIR": str(tmp_path / "other")}, capture_output=True,
+                            text=True, timeout=300)
+    assert '"ferries"' in answer.stdout and "40 minutes" in answer.stdout
 
 
 def test_openai_backend_against_a_real_openai_compatible_server(tmp_path):
