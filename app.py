@@ -25,7 +25,7 @@ from rag.retrieve import Filters
 from rag.schema import Answer
 from rag.settings import Settings
 from rag.staff import Staff, StaffError
-from rag.store import article_text
+from rag.store import StoreError, article_text
 
 log = logging.getLogger("rag.app")
 
@@ -411,7 +411,10 @@ def main() -> None:
     settings = Settings()
     components = Components(settings)
     service = ChatService(components, FeedbackStore(settings.data_dir / "app.sqlite"))
-    _ = service.pipeline  # load the models before the first reader arrives
+    try:
+        _ = service.pipeline  # load the models before the first reader arrives
+    except StoreError as exc:  # no index yet: serve anyway; each question gets this message
+        log.warning("%s", exc)
     demo = build_app(service)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=64)
     demo.launch(server_name=settings.host, server_port=settings.port, share=False, show_error=False,

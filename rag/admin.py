@@ -18,6 +18,14 @@ class AdminError(Exception):
     pass
 
 
+def check_password(secret, given: str | None, role: str, error: type[Exception]) -> None:
+    """Constant-time check of ``given`` against the ``RAG_<ROLE>_PASSWORD`` secret."""
+    if secret is None or not secret.get_secret_value():
+        raise error(f"the {role} features are disabled (RAG_{role.upper()}_PASSWORD is not set)")
+    if not hmac.compare_digest(secret.get_secret_value().encode(), (given or "").encode()):
+        raise error(f"wrong {role} password")
+
+
 class Admin:
     def __init__(self, components) -> None:
         self.components = components
@@ -29,12 +37,8 @@ class Admin:
         return self.settings.admin_password is not None and bool(self.settings.admin_password.get_secret_value())
 
     def check(self, password: str | None) -> None:
-        """Constant-time password check; every admin action calls it, UI and API alike."""
-        if not self.enabled:
-            raise AdminError("the admin features are disabled (RAG_ADMIN_PASSWORD is not set)")
-        expected = self.settings.admin_password.get_secret_value().encode()
-        if not hmac.compare_digest(expected, (password or "").encode()):
-            raise AdminError("wrong admin password")
+        """Every admin action calls this first, UI and API alike."""
+        check_password(self.settings.admin_password, password, "admin", AdminError)
 
     def articles(self, password: str) -> list[dict]:
         self.check(password)

@@ -11,6 +11,7 @@ is ever silently truncated by the embedder. Metadata keys: see ``rag.schema``.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import date as Date
 
@@ -68,17 +69,23 @@ class Chunker:
         return chunks
 
     def _enforce_limit(self, body: str, room: int) -> list[str]:
-        """The splitter's size is a target; cut anything still over the hard limit by words."""
+        """The splitter's size is a target; cut anything still over the hard limit between words.
+
+        Pieces are exact slices of ``body`` (never re-joined), so spans stay true.
+        """
         if self.count_tokens(body) <= room:
             return [body]
-        words, pieces, current = body.split(" "), [], []
-        for word in words:
-            if current and self.count_tokens(" ".join([*current, word])) > room:
-                pieces.append(" ".join(current))
-                current = []
-            current.append(word)
-        if current:
-            pieces.append(" ".join(current))
+        pieces: list[str] = []
+        start = end = None
+        for word in re.finditer(r"\S+", body):
+            if start is not None and self.count_tokens(body[start:word.end()]) > room:
+                pieces.append(body[start:end])
+                start = None
+            if start is None:
+                start = word.start()
+            end = word.end()
+        if start is not None:
+            pieces.append(body[start:end])
         return pieces
 
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import chromadb
 from langchain_chroma import Chroma
 
-from rag.answer import Pipeline, build_pipeline
 from rag.chunk import Chunker
 from rag.embed import EmbeddingModel, load_embedding_model
-from rag.lexical import LexicalIndex
-from rag.llm import Generator
-from rag.retrieve import HybridRetriever
 from rag.settings import Settings
 from rag.store import LiveStore
+
+if TYPE_CHECKING:  # imported where used: `rag index` never loads the answer side (a second of imports)
+    from rag.answer import Pipeline
+    from rag.llm import Generator
+    from rag.retrieve import HybridRetriever
 
 
 @dataclass
@@ -52,10 +54,15 @@ class Components:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
+        from rag.lexical import LexicalIndex
+        from rag.retrieve import HybridRetriever
+
         self.store()  # fail now, with a clear message, if there is no index
         return HybridRetriever(live=self.live, lexical=LexicalIndex(self.live), mode=self.settings.retrieval_mode,
                                fetch_k=self.settings.fetch_k, k=max(8, self.settings.top_k))
 
     @cached_property
     def pipeline(self) -> Pipeline:
+        from rag.answer import build_pipeline
+
         return build_pipeline(self.settings, self.retriever, self.generator)

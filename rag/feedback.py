@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
+from rag.db import connect, migrate, now
 from rag.schema import Answer
 
 MIGRATIONS = [
@@ -35,19 +35,12 @@ MIGRATIONS = [
 
 class FeedbackStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS migrations (number INTEGER PRIMARY KEY, applied_at TEXT)")
-            done = {row[0] for row in db.execute("SELECT number FROM migrations")}
-            for number, statement in enumerate(MIGRATIONS, 1):
-                if number not in done:
-                    db.execute(statement)
-                    db.execute("INSERT INTO migrations VALUES (?, ?)", (number, _now()))
+        migrate(path, MIGRATIONS)
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10)
+        return connect(self.path)
 
     def record(self, answer: Answer, *, rating: int | None, comment: str = "", settings: dict | None = None) -> int:
         data = answer.to_json()
@@ -55,7 +48,7 @@ class FeedbackStore:
             cursor = db.execute(
                 "INSERT INTO feedback (created_at, question, answer, refused, citations, settings, timings, llm, "
                 "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_now(), answer.question, answer.answer, int(answer.refused), json.dumps(data["citations"]),
+                (now(), answer.question, answer.answer, int(answer.refused), json.dumps(data["citations"]),
                  json.dumps(settings or {}), json.dumps(data["timings"]), answer.llm, rating, comment[:5000]),
             )
             return int(cursor.lastrowid)
@@ -69,13 +62,8 @@ class FeedbackStore:
         query = "SELECT * FROM feedback" + (" WHERE reviewed = 0" if only_unreviewed else "")
         query += " ORDER BY COALESCE(rating, 0) ASC, id DESC"
         with self._connect() as db:
-            db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(query)]
 
     def mark_reviewed(self, feedback_id: int) -> None:
         with self._lock, self._connect() as db:
             db.execute("UPDATE feedback SET reviewed = 1 WHERE id = ?", (feedback_id,))
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -34,6 +34,22 @@ class IndexBusyError(Exception):
     pass
 
 
+class DiskFullError(Exception):
+    pass
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        if "disk is full" in str(exc).lower() or "no space left" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 @dataclass
 class IndexSummary:
     added: list[str] = field(default_factory=list)
@@ -74,9 +90,16 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
             report(f"skipped {source}: {reason}")
         if prune and loaded.failures:
             report("not pruning: some sources failed to load; fix them and run again")
-        summary = index_articles(loaded.articles, store=components.store(create=True),
-                                 record_manager=open_record_manager(settings), chunker=components.chunker,
-                                 prune=prune and not loaded.failures, progress=progress)
+        try:
+            summary = index_articles(loaded.articles, store=components.store(create=True),
+                                     record_manager=open_record_manager(settings), chunker=components.chunker,
+                                     prune=prune and not loaded.failures, progress=progress)
+        except Exception as exc:
+            if _is_disk_full(exc):
+                raise DiskFullError(
+                    f"the disk holding {settings.data_dir} is full. Free some space and run the same command "
+                    "again: what was indexed before is intact, and the run resumes where it stopped") from exc
+            raise
     summary.failed = loaded.failures
     summary.seconds = time.perf_counter() - started
     return summary

@@ -233,7 +233,7 @@ def load_file(path: Path) -> Article:
     else:
         text = decode_text(data)
         parsed = parse_html(text) if suffix in {".html", ".htm"} else parse_markup(text, markdown=suffix != ".txt")
-    return build_article(path.stem, parsed, fallback_source=str(path))
+    return build_article(path.stem, parsed, fallback_source=str(path.resolve()))
 
 
 def article_from_text(doc_id: str, text: str, *, title: str = "", date: str = "", author: str = "",

@@ -10,9 +10,9 @@ import json
 import sqlite3
 import subprocess
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
+from rag.db import connect, migrate, now
 from rag.evaluate import QuestionResult
 
 MIGRATIONS = [
@@ -52,26 +52,17 @@ def code_version(repo: Path | None = None) -> str:
 
 class RunStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS migrations (number INTEGER PRIMARY KEY, applied_at TEXT)")
-            done = {row[0] for row in db.execute("SELECT number FROM migrations")}
-            for number, statement in enumerate(MIGRATIONS, 1):
-                if number not in done:
-                    db.execute(statement)
-                    db.execute("INSERT INTO migrations VALUES (?, ?)", (number, _now()))
+        migrate(path, MIGRATIONS)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        return db
+        return connect(self.path)
 
     def save(self, question_set: str, settings: dict, summary: dict, results: list[QuestionResult]) -> int:
         with self._connect() as db:
             cursor = db.execute(
                 "INSERT INTO runs (created_at, question_set, settings, code_version, summary) VALUES (?, ?, ?, ?, ?)",
-                (_now(), question_set, json.dumps(settings), code_version(), json.dumps(summary)))
+                (now(), question_set, json.dumps(settings), code_version(), json.dumps(summary)))
             run_id = int(cursor.lastrowid)
             db.executemany("INSERT INTO results VALUES (?, ?, ?)",
                            [(run_id, r.id, json.dumps(asdict(r))) for r in results])
@@ -157,7 +148,3 @@ def format_comparison(comparison: dict) -> str:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

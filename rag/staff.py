@@ -3,10 +3,10 @@ review readers' feedback. Behind ``RAG_STAFF_PASSWORD``; every call checks it (U
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 
 from rag import evaluate
+from rag.admin import check_password
 from rag.feedback import FeedbackStore
 from rag.report import comparison_report, run_report
 from rag.runs import RunStore, compare
@@ -31,10 +31,7 @@ class Staff:
         return self.settings.staff_password is not None and bool(self.settings.staff_password.get_secret_value())
 
     def check(self, password: str | None) -> None:
-        if not self.enabled:
-            raise StaffError("the staff features are disabled (RAG_STAFF_PASSWORD is not set)")
-        if not hmac.compare_digest(self.settings.staff_password.get_secret_value().encode(), (password or "").encode()):
-            raise StaffError("wrong staff password")
+        check_password(self.settings.staff_password, password, "staff", StaffError)
 
     def question_sets(self) -> list[str]:
         found = []

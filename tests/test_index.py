@@ -120,3 +120,38 @@ def test_killing_the_indexer_mid_run_then_rerunning_matches_a_fresh_build(tmp_pa
     ids, spans = snapshot(killed)
     assert len(ids) == len(set(ids)), "no duplicate chunks"
     assert (ids, spans) == snapshot(fresh), "same chunks as a fresh build: nothing orphaned or missing"
+
+
+def test_disk_filling_up_during_indexing_is_clear_and_loses_nothing(tmp_path):
+    """A real full disk: RAG_DATA_DIR on a 4 MB tmpfs (needs root, as in CI; skipped otherwise)."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    docs = REPO.parent / "shared" / "datasets" / "us-ai-policy" / "docs"
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    if not docs.exists() or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs ../shared/datasets and permission to mount a tmpfs")
+    try:
+        env = {**os.environ, "RAG_DATA_DIR": str(mount_point / "data"), "RAG_LLM": "extractive"}
+
+        def rag(*args):
+            return subprocess.run([sys.executable, "-m", "rag", *args], cwd=REPO, env=env, capture_output=True,
+                                  text=True, timeout=600)
+
+        assert rag("index", "corpus").returncode == 0
+        full = rag("index", "corpus", str(docs))
+        assert full.returncode != 0 and "disk" in full.stderr and "is full" in full.stderr
+        assert "Traceback" not in full.stderr
+        assert "Kimi" in rag("ask", "Which Chinese model has comparable exploitation capabilities?").stdout, \
+            "what was indexed before still answers"
+        subprocess.run(["mount", "-o", "remount,size=400m", str(mount_point)], check=True)
+        assert rag("index", "corpus", str(docs)).returncode == 0
+        listed = {row.split()[0] for row in rag("docs").stdout.splitlines()[:-1]}
+        assert "us-ai-export-controls-anthropic" in listed and len(listed) == 1 + len(list(docs.glob("*.md")))
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)

@@ -109,3 +109,15 @@ def test_beir_benchmark_runs_all_modes_on_a_tiny_dataset(tmp_path, embedding_mod
         assert results[mode]["ndcg@10"] == pytest.approx(1.0)
         assert set(results[mode]) >= {"ndcg@10", "mrr@10", "recall@100", "query_ms"}
     assert "hybrid" in format_results(results)
+
+
+def test_optional_judge_is_labelled_model_judged():
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from rag.evaluate import judge
+
+    answered = result("q1", True)
+    answered.contexts = [{"text": "The council cut tolls by 40 percent."}]
+    refused = result("q2", False, refused=True)
+    scores = judge([answered, refused], FakeListChatModel(responses=["YES", "NO"]))
+    assert scores == {"judge_faithfulness (model-judged)": 1.0, "judge_relevancy (model-judged)": 0.0}
