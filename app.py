@@ -413,6 +413,7 @@ def main() -> None:
     service = ChatService(components, FeedbackStore(settings.data_dir / "app.sqlite"))
     try:
         _ = service.pipeline  # load the models before the first reader arrives
+        components.embedding_model.embed_query("warm up")  # the embedder loads lazily (indexing needs no torch)
     except StoreError as exc:  # no index yet: serve anyway; each question gets this message
         log.warning("%s", exc)
     demo = build_app(service)
