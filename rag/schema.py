@@ -13,6 +13,7 @@ their metadata keys are listed in ``CHUNK_METADATA_KEYS`` and documented here on
     start, end  character span of the chunk body in the article's cleaned text
     chunk_id    stable id: hash of doc_id, body text and span
     body_offset where the body starts in page_content (page_content = header line + body)
+    indexed_at  UTC time of the indexing run that wrote the chunk
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 CHUNK_METADATA_KEYS = (
     "doc_id", "title", "section", "date", "date_num", "author", "source",
-    "start", "end", "chunk_id", "body_offset",
+    "start", "end", "chunk_id", "body_offset", "indexed_at",
 )
 
 
