@@ -187,10 +187,11 @@ def build_app(service: ChatService) -> gr.Blocks:
                 filters = make_filters(docs, start, end)
                 chat_model = service.pipeline.generator.chat_model
                 standalone = rewrite_question(message, state.history, chat_model)
-                text = ""
+                text, articles = "", {}  # doc_id -> article text, fetched once per turn
                 for event in service.pipeline.stream(standalone, filters):
                     if isinstance(event, Sources):
-                        cards = [source_card(service, p, n, turn, cited=False) for n, p in enumerate(event.passages, 1)]
+                        cards = [source_card(service, p, n, turn, cited=False, articles=articles)
+                                 for n, p in enumerate(event.passages, 1)]
                         state.source_turns.append((message, cards))
                         yield history, sources_html(state.source_turns), state, ""
                     elif isinstance(event, Token):
@@ -204,7 +205,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                             answer.rewritten_question = standalone
                         cited = {c.n for c in answer.citations}
                         state.source_turns[-1] = (message, [
-                            source_card(service, p, n, turn, cited=n in cited) for n, p in enumerate(answer.contexts, 1)])
+                            source_card(service, p, n, turn, cited=n in cited, articles=articles)
+                            for n, p in enumerate(answer.contexts, 1)])
                         history[-1] = {"role": "assistant", "content": answer_html(answer, turn)}
                         state.answers[len(history) - 1] = answer.to_json()
                         state.history.append((message, answer.answer))
@@ -382,11 +384,13 @@ def build_admin_tab(admin: Admin) -> None:
         remove.click(guarded(do_remove), [password, to_remove], [result, articles, to_remove], api_name="admin_remove")
 
 
-def source_card(service: ChatService, passage, n: int, turn: int, *, cited: bool) -> str:
-    try:
-        _meta, article = article_text(service.components.store(), passage.doc_id)
-    except Exception:  # the article vanished in a concurrent re-index: show the passage alone
-        article = ""
+def source_card(service: ChatService, passage, n: int, turn: int, *, cited: bool, articles: dict[str, str]) -> str:
+    if passage.doc_id not in articles:
+        try:
+            articles[passage.doc_id] = article_text(service.components.store(), passage.doc_id)[1]
+        except Exception:  # the article vanished in a concurrent re-index: show the passage alone
+            articles[passage.doc_id] = ""
+    article = articles[passage.doc_id]
     if article[passage.start:passage.end] != passage.text:
         article = ""
     return passage_card(passage, n, turn, cited=cited, article=article)
