@@ -26,8 +26,10 @@ from langchain_core.documents import Document
 from langchain_core.indexing import index as langchain_index
 
 from rag.chunk import Chunker
+from rag.embed import EmbeddingPrefetcher
 from rag.schema import Article
 from rag.settings import Settings
+from rag.store import with_embeddings
 
 
 class IndexBusyError(Exception):
@@ -147,29 +149,37 @@ def index_articles(
     fingerprints = Fingerprints(record_manager)
     known = fingerprints.all()
     todo: dict[str, tuple[str, list[Document]]] = {}
-    for article in articles:
-        fingerprint = article_fingerprint(article, chunker)
-        if known.get(article.doc_id) == fingerprint:
-            summary.unchanged.append(article.doc_id)
-            continue
-        chunks = chunker.split(article)
-        new_keys = {d.metadata["chunk_id"] for d in chunks}
-        old_keys = set(record_manager.list_keys(group_ids=[article.doc_id]))
-        bucket = summary.added if not old_keys else summary.unchanged if old_keys == new_keys else summary.updated
-        bucket.append(article.doc_id)
-        todo[article.doc_id] = (fingerprint, chunks)
+    prefetcher: EmbeddingPrefetcher | None = None
+    try:
+        for article in articles:
+            fingerprint = article_fingerprint(article, chunker)
+            if known.get(article.doc_id) == fingerprint:
+                summary.unchanged.append(article.doc_id)
+                continue
+            chunks = chunker.split(article)
+            new_keys = {d.metadata["chunk_id"] for d in chunks}
+            old_keys = set(record_manager.list_keys(group_ids=[article.doc_id]))
+            bucket = summary.added if not old_keys else summary.unchanged if old_keys == new_keys else summary.updated
+            bucket.append(article.doc_id)
+            todo[article.doc_id] = (fingerprint, chunks)
+            # Start embedding what index() will write while the remaining articles are chunked.
+            prefetcher = prefetcher or EmbeddingPrefetcher(store.embeddings, group_size=batch_size)
+            prefetcher.submit([d.page_content for d in chunks if d.metadata["chunk_id"] not in old_keys])
 
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    docs = [doc for _, chunks in todo.values() for doc in chunks]
-    for doc in docs:
-        doc.metadata["indexed_at"] = stamp
-    if docs:
-        stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
-        result = langchain_index(stream, record_manager, store, cleanup="incremental", source_id_key="doc_id",
-                                 key_encoder=_chunk_key, batch_size=batch_size)
-        summary.chunks_written = result["num_added"] + result["num_updated"]
-        summary.chunks_deleted = result["num_deleted"]
-        fingerprints.save({doc_id: fingerprint for doc_id, (fingerprint, _) in todo.items()})
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        docs = [doc for _, chunks in todo.values() for doc in chunks]
+        for doc in docs:
+            doc.metadata["indexed_at"] = stamp
+        if docs:
+            stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
+            result = langchain_index(stream, record_manager, with_embeddings(store, prefetcher), cleanup="incremental",
+                                     source_id_key="doc_id", key_encoder=_chunk_key, batch_size=batch_size)
+            summary.chunks_written = result["num_added"] + result["num_updated"]
+            summary.chunks_deleted = result["num_deleted"]
+            fingerprints.save({doc_id: fingerprint for doc_id, (fingerprint, _) in todo.items()})
+    finally:
+        if prefetcher:
+            prefetcher.close()
     if prune:
         wanted = {a.doc_id for a in articles}
         gone = sorted((set(indexed_doc_ids(record_manager)) | set(known)) - wanted)

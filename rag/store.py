@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
+from langchain_core.embeddings import Embeddings
 
 from rag.embed import EmbeddingModel
 from rag.settings import Settings
@@ -87,6 +88,11 @@ def open_store(settings: Settings, client: chromadb.ClientAPI, model: EmbeddingM
         collection_metadata={"embed_model": model.name, "embed_dim": model.dimension},
         collection_configuration={"hnsw": {"space": "cosine"}},
     )
+
+
+def with_embeddings(store: Chroma, embeddings: Embeddings) -> Chroma:
+    """The same collection, computing vectors through ``embeddings`` (indexing's prefetcher)."""
+    return Chroma(client=store._client, collection_name=store._collection.name, embedding_function=embeddings)
 
 
 def delete_collection(settings: Settings, client: chromadb.ClientAPI) -> None:
