@@ -154,6 +154,7 @@ class EmbeddingPrefetcher(Embeddings):
         self._error: BaseException | None = None
         self._closed = False
         self._changed = threading.Condition()
+        self._first_group_done = threading.Event()
         self._worker = threading.Thread(target=self._run, name="embedding-prefetch", daemon=True)
         self._worker.start()
 
@@ -162,6 +163,14 @@ class EmbeddingPrefetcher(Embeddings):
             self._pending.extend(texts)
             self._expected.update(texts)
             self._changed.notify_all()
+
+    def wait_until_running(self) -> None:
+        """Block until the first group is embedded (the model is loaded and torch is computing).
+
+        Loading the model is seconds of Python imports; whatever this thread did meanwhile would
+        only slow it down (one GIL). Work done after this overlaps torch's computation instead.
+        """
+        self._first_group_done.wait()
 
     def close(self) -> None:
         """Stop after the group in progress; vectors not handed out are dropped."""
@@ -184,7 +193,9 @@ class EmbeddingPrefetcher(Embeddings):
                 with self._changed:
                     self._error = exc
                     self._changed.notify_all()
+                self._first_group_done.set()
                 return
+            self._first_group_done.set()
             with self._changed:
                 for text, vector in zip(group, vectors, strict=True):
                     self._ready.setdefault(text, []).append(vector)

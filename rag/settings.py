@@ -32,7 +32,11 @@ class Settings(BaseSettings):
     # --- Chroma server (scale-out); unset = embedded PersistentClient under data_dir ----------
     chroma_host: str | None = None
     chroma_port: int = 8000
-    chroma_token: SecretStr | None = Field(None, description="Sent as a bearer token when set.")
+    chroma_token: SecretStr | None = Field(
+        None, description="Chroma 1.x servers have no auth of their own: put a proxy that checks this "
+        "token in front (Chroma's docs use Envoy; the tests use nginx).")
+    chroma_token_header: Literal["Authorization", "X-Chroma-Token"] = Field(
+        "Authorization", description="Authorization sends 'Bearer TOKEN'; X-Chroma-Token sends the token as is.")
 
     # --- chunking -----------------------------------------------------------------------------
     chunk_tokens: int = Field(110, description="Target chunk size in embedding-model word pieces.")
@@ -83,6 +87,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         return self.models_dir_override or self.data_dir / "models"
 
+    record_db_url_override: str | None = Field(
+        None, alias="RAG_RECORD_DB_URL", description="SQLAlchemy URL of the indexing record manager's database "
+        "(default: RAG_DATA_DIR/records.sqlite). Processes on other machines that index into the same Chroma "
+        "server must share it.")
+
     @property
     def record_db_url(self) -> str:
-        return f"sqlite:///{(self.data_dir / 'records.sqlite').resolve()}"
+        return self.record_db_url_override or f"sqlite:///{(self.data_dir / 'records.sqlite').resolve()}"

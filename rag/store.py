@@ -34,11 +34,15 @@ def make_chroma_client(settings: Settings) -> chromadb.ClientAPI:
     if settings.chroma_host:
         headers = {}
         if settings.chroma_token:
-            headers["Authorization"] = f"Bearer {settings.chroma_token.get_secret_value()}"
+            token = settings.chroma_token.get_secret_value()
+            headers[settings.chroma_token_header] = (
+                f"Bearer {token}" if settings.chroma_token_header == "Authorization" else token)
         try:
             return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, headers=headers,
                                        settings=chroma_settings)
         except Exception as exc:  # chromadb raises plain ValueError/ConnectionError variants
+            if refused_credentials(exc):
+                raise StoreError(refused_message(settings)) from exc
             raise StoreError(
                 f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({exc}). "
                 "Start it with `chroma run --path DIR --host 127.0.0.1 --port PORT`, or unset RAG_CHROMA_HOST."
@@ -52,11 +56,36 @@ def make_chroma_client(settings: Settings) -> chromadb.ClientAPI:
 
 def damaged_message(settings: Settings, exc: Exception) -> str:
     return (f"the index in {settings.chroma_dir} cannot be opened ({type(exc).__name__}: {str(exc)[:200]}). "
-            f"It is rebuilt from the sources: delete {settings.chroma_dir} and {settings.data_dir / 'records.sqlite'}, "
-            "then run `python -m rag index` (and index any other sources you had added)")
+            f"It is rebuilt from the sources: delete {settings.chroma_dir}, then run `python -m rag index --rebuild` "
+            "(and index any other sources you had added)")
+
+
+def refused_credentials(exc: BaseException) -> bool:
+    """Did the server (or the auth proxy in front of it) answer 401/403?
+
+    chromadb turns a JSON error body into ``AuthorizationError``/``ChromaAuthError``; a proxy's
+    plain 401 page arrives as a bare ``Exception`` or ``httpx.HTTPStatusError`` with the page as text.
+    """
+    while exc is not None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403) or type(exc).__name__ in ("AuthorizationError", "ChromaAuthError"):
+            return True
+        if any(mark in str(exc) for mark in ("401 Authorization Required", "403 Forbidden", "Unauthorized")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def refused_message(settings: Settings) -> str:
+    given = "a wrong token" if settings.chroma_token else "no token"
+    return (f"the Chroma server at {settings.chroma_host}:{settings.chroma_port} refused the request: {given} was "
+            "sent. Set RAG_CHROMA_TOKEN (and RAG_CHROMA_TOKEN_HEADER, if its proxy reads X-Chroma-Token) to the "
+            "token the server expects")
 
 
 def unreachable_message(settings: Settings, exc: Exception) -> str:
+    if settings.chroma_host and refused_credentials(exc):
+        return refused_message(settings)
     if settings.chroma_host:
         return (f"the Chroma server at {settings.chroma_host}:{settings.chroma_port} is not answering "
                 f"({type(exc).__name__}). Check that `chroma run` is up; answers resume when it is back")

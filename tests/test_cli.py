@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -75,4 +76,10 @@ def test_a_corrupted_index_says_how_to_recover(tmp_path):
     (tmp_path / "chroma" / "chroma.sqlite3").write_bytes(b"garbage" * 1000)
     result = rag("ask", "Who wrote the article?", data_dir=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "delete" in result.stderr and "python -m rag index" in result.stderr
+    assert "delete" in result.stderr and "python -m rag index --rebuild" in result.stderr
+    # Following the message brings answers back.
+    shutil.rmtree(tmp_path / "chroma")
+    assert rag("index", "corpus", "--rebuild", data_dir=tmp_path).returncode == 0
+    docs = json.loads(rag("docs", "--json", data_dir=tmp_path).stdout)
+    assert [d["doc_id"] for d in docs] == ["us-ai-export-controls-anthropic"] and docs[0]["chunks"] > 10
+    assert rag("ask", "Who wrote the article?", data_dir=tmp_path).returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from rag.components import Components
 from rag.index import index_articles, open_record_manager
@@ -92,6 +94,83 @@ def test_chroma_server_stopped_and_restarted(tmp_path, embedding_model):
         server.wait(timeout=30)
 
 
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 64m;
+        location / {{
+            if ($http_x_chroma_token != "{token}") {{ return 401; }}
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            # Stream bodies: nginx's workers may not be allowed to write temp files in pytest's tmp dir.
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+def start_token_proxy(folder: Path, upstream: int, token: str) -> tuple[subprocess.Popen, int]:
+    """nginx in front of `chroma run`, letting through only requests that carry the token:
+    Chroma 1.x servers have no auth of their own, and its docs put a proxy in front."""
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None:
+        pytest.skip("nginx is not installed (.ci/run installs it)")
+    port = free_port()
+    conf = folder / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(folder=folder, port=port, upstream=upstream, token=token))
+    process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(folder)], stderr=subprocess.DEVNULL)
+    import httpx
+
+    deadline = time.time() + 20
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
+            return process, port
+        except httpx.HTTPError:
+            if process.poll() is not None or time.time() > deadline:
+                pytest.fail(f"nginx did not start: {(folder / 'nginx-error.log').read_text()[-1500:]}")
+            time.sleep(0.2)
+
+
+def test_a_token_protected_chroma_server(chroma_server, tmp_path, embedding_model):
+    from rag.store import StoreError
+
+    proxy, port = start_token_proxy(tmp_path, chroma_server, token="s3cret-token")
+    try:
+        base = Settings(data_dir=tmp_path / "data", chroma_host="127.0.0.1", chroma_port=port, llm="extractive",
+                        collection="guarded", chroma_token_header="X-Chroma-Token", _env_file=None)
+        for token in (None, "wrong-token"):
+            with pytest.raises(StoreError, match="refused the request") as refused:
+                Components(base.model_copy(update={"chroma_token": token and SecretStr(token)}),
+                           embedding_model=embedding_model).store(create=True)
+            assert "s3cret" not in str(refused.value)
+
+        settings = base.model_copy(update={"chroma_token": SecretStr("s3cret-token")})
+        parts = Components(settings, embedding_model=embedding_model)
+        summary = index_articles(load_paths([REPO / "corpus"]).articles, store=parts.store(create=True),
+                                 record_manager=open_record_manager(settings), chunker=parts.chunker)
+        assert summary.added == ["us-ai-export-controls-anthropic"]
+        answer = parts.pipeline.ask("Which Chinese model has comparable exploitation capabilities?")
+        assert "Kimi" in answer.answer and answer.citations
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+
+
 def test_a_second_process_on_the_same_chroma_server_sees_the_index(chroma_server, tmp_path):
     import os
 
@@ -107,6 +186,37 @@ def test_a_second_process_on_the_same_chroma_server_sees_the_index(chroma_server
                             cwd=REPO, env={**env, "RAG_DATA_DIR": str(tmp_path / "other")}, capture_output=True,
                             text=True, timeout=300)
     assert '"ferries"' in answer.stdout and "40 minutes" in answer.stdout
+
+
+def test_two_app_processes_on_one_chroma_server_answer_alike_and_see_each_others_reindexing(chroma_server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from .test_live_reindex import NEW_ARTICLE, QUESTION
+    from .test_web import start_app
+
+    # Separate data dirs (as on two machines); the Chroma server and the record manager's database are shared.
+    shared = {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(chroma_server), "RAG_COLLECTION": "two_apps",
+              "RAG_RECORD_DB_URL": f"sqlite:///{tmp_path / 'records.sqlite'}", "RAG_LLM": "extractive",
+              "RAG_ADMIN_PASSWORD": "pw"}
+    env_a = {**os.environ, **shared, "RAG_DATA_DIR": str(tmp_path / "a"), "RAG_PORT": str(free_port())}
+    env_b = {**os.environ, **shared, "RAG_DATA_DIR": str(tmp_path / "b"), "RAG_PORT": str(free_port())}
+    with start_app(env_a) as url_a, start_app(env_b) as url_b:
+        a, b = Client(url_a, verbose=False), Client(url_b, verbose=False)
+        question = "Which Chinese model has comparable exploitation capabilities?"
+        from_a, from_b = a.predict(question, api_name="/ask"), b.predict(question, api_name="/ask")
+        assert "Kimi" in from_a["answer"] and from_a["answer"] == from_b["answer"]
+        assert [c["chunk_id"] for c in from_a["citations"]] == [c["chunk_id"] for c in from_b["citations"]]
+        assert b.predict(QUESTION, api_name="/ask")["refused"]
+
+        article = tmp_path / "lighthouse.md"
+        article.write_text(NEW_ARTICLE)
+        a.predict("pw", [handle_file(str(article))], "", api_name="/admin_add")  # indexed by app A...
+        seen = b.predict(QUESTION, api_name="/ask")  # ...answered by app B, no restart
+        assert not seen["refused"] and "keepers" in seen["answer"], seen
+        assert seen["citations"][0]["doc_id"] == "lighthouse"
+
+        b.predict("pw", ["lighthouse"], api_name="/admin_remove")  # removed by B, gone for A
+        assert a.predict(QUESTION, api_name="/ask")["refused"]
 
 
 def test_openai_backend_against_a_real_openai_compatible_server(tmp_path):
