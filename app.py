@@ -355,13 +355,18 @@ def build_admin_tab(admin: Admin) -> None:
         add = gr.Button("Add and index", variant="primary", elem_id="admin-add")
         reindex = gr.Button("Re-index everything", elem_id="admin-reindex")
         with gr.Row():
-            to_remove = gr.Dropdown([], multiselect=True, label="Articles to remove", elem_id="admin-remove-choice")
+            # Custom values allowed so the API can remove by doc_id without first listing in that session;
+            # unknown ids are reported as "0 chunks" by rag.admin.
+            to_remove = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Articles to remove",
+                                    elem_id="admin-remove-choice")
             remove = gr.Button("Remove", variant="stop", elem_id="admin-remove")
         result = gr.Markdown(elem_id="admin-result")
 
         def progress_of(progress: gr.Progress):
             def wrap(items, total):
-                return progress.tqdm(items, total=total, desc="embedding and writing")
+                # A generator, because Gradio's tracked iterable raises IndexError (not StopIteration)
+                # when asked again after the end — which LangChain's batching does.
+                yield from progress.tqdm(items, total=total, desc="embedding and writing")
             return wrap
 
         def do_add(pw, uploaded, pasted, progress=gr.Progress()):

@@ -4,7 +4,9 @@
 
 Starts the app (its own data dir, the shipped corpus) on a free 127.0.0.1 port, then for each N
 sends a fixed number of questions from N threads, each request with a deadline, and reports
-throughput, p50/p95 latency, errors and the app's peak memory (RSS of its process tree). Bounded in
+throughput, p50/p95/max latency, errors (a request past its deadline is one), the app's peak
+memory (RSS of its process tree) and fairness: the slowest reader's mean latency over the fastest
+one's (1.0 = all readers waited alike; with the local model requests queue on its one slot). Bounded in
 count and time; it stops by itself. The baseline in the same run is N=1.
 """
 
@@ -88,12 +90,13 @@ def main() -> None:
 
         threading.Thread(target=watch_memory, daemon=True).start()
         print(f"backend {args.llm}; app on {url}")
-        print(f"{'readers':>7} {'requests':>8} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'errors':>6} {'peak MB':>8}")
+        print(f"{'readers':>7} {'requests':>8} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'errors':>6} "
+              f"{'peak MB':>8} {'fairness':>8}")
         for readers in args.readers:
             peak[0] = tree_rss_mb(app.pid)
-            latencies, errors = [], []
+            latencies, errors, per_reader = [], [], {}
 
-            def reader(index: int, latencies=latencies, errors=errors):
+            def reader(index: int, latencies=latencies, errors=errors, per_reader=per_reader):
                 client = Client(url, verbose=False)
                 for i in range(args.questions_per_reader):
                     question = QUESTIONS[(index + i) % len(QUESTIONS)]
@@ -101,8 +104,11 @@ def main() -> None:
                     job = client.submit(question, api_name="/ask")
                     try:
                         result = job.result(timeout=args.timeout)
-                        (errors if "error" in result else latencies).append(
-                            result.get("error") or time.perf_counter() - started)
+                        if "error" in result:
+                            errors.append(result["error"])
+                        else:
+                            latencies.append(time.perf_counter() - started)
+                            per_reader.setdefault(index, []).append(latencies[-1])
                     except Exception as exc:  # a timeout or a failed request counts as an error
                         errors.append(repr(exc))
 
@@ -113,7 +119,11 @@ def main() -> None:
             total = readers * args.questions_per_reader
             p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
             p50 = statistics.median(latencies) if latencies else float("nan")
-            print(f"{readers:>7} {total:>8} {total / elapsed:>7.2f} {p50:>7.2f} {p95:>7.2f} {len(errors):>6} {peak[0]:>8.0f}")
+            # Fairness: the slowest reader's mean wait over the fastest one's (1.0 = everyone waited alike).
+            means = [statistics.mean(v) for v in per_reader.values()]
+            fairness = max(means) / min(means) if means else float("nan")
+            print(f"{readers:>7} {total:>8} {total / elapsed:>7.2f} {p50:>7.2f} {p95:>7.2f} {max(latencies, default=0):>7.2f} "
+                  f"{len(errors):>6} {peak[0]:>8.0f} {fairness:>8.2f}")
             for error in errors[:3]:
                 print(f"        error: {error}")
         stop.set()
