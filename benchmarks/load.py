@@ -13,6 +13,7 @@ count and time; it stops by itself. The baseline in the same run is N=1.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import statistics
@@ -117,7 +118,7 @@ def main() -> None:
                 list(pool.map(reader, range(readers)))
             elapsed = time.perf_counter() - started
             total = readers * args.questions_per_reader
-            p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
+            p95 = sorted(latencies)[math.ceil(0.95 * len(latencies)) - 1] if latencies else float("nan")  # nearest rank
             p50 = statistics.median(latencies) if latencies else float("nan")
             # Fairness: the slowest reader's mean wait over the fastest one's (1.0 = everyone waited alike).
             means = [statistics.mean(v) for v in per_reader.values()]

@@ -83,6 +83,10 @@ def test_admin_api_refuses_without_the_password_and_works_with_it(app):
         client.predict("guess", api_name="/admin_list")
     rows, _choices = client.predict("correct horse", api_name="/admin_list")
     assert "us-ai-export-controls-anthropic" in str(rows)
+    with pytest.raises(Exception, match="wrong admin password"):
+        client.predict("guess", api_name="/admin_reindex")
+    message, rows, _choices = client.predict("correct horse", api_name="/admin_reindex")
+    assert message.startswith("Re-indexed:") and "failed" in message and "us-ai-export-controls-anthropic" in str(rows)
 
 
 def test_staff_api_runs_an_evaluation_and_refuses_without_the_password(app):
