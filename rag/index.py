@@ -117,7 +117,9 @@ def open_record_manager(settings: Settings) -> SQLRecordManager:
 
 def forget_all_records(record_manager: SQLRecordManager) -> None:
     """Empty the record manager's namespace (for ``--rebuild``: the collection is gone too)."""
-    record_manager.delete_keys(record_manager.list_keys())
+    keys = record_manager.list_keys()
+    for start in range(0, len(keys), 5000):  # SQLite caps the parameters of one statement
+        record_manager.delete_keys(keys[start:start + 5000])
     Fingerprints(record_manager).forget(list(Fingerprints(record_manager).all()))
 
 
