@@ -142,7 +142,7 @@ class EmbeddingPrefetcher(Embeddings):
     torch (which releases the GIL while it computes) embed the next batch while the main thread
     chunks, checks the record manager and writes the previous one. ``embed_documents`` hands each
     vector out once, matched by text; a text that was never submitted is embedded on the spot.
-    The worker loads the model on its first batch, so that also overlaps with chunking.
+    The worker loads the model with its first group; see ``wait_until_running``.
     """
 
     def __init__(self, model: Embeddings, group_size: int = 256) -> None:

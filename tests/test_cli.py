@@ -83,3 +83,9 @@ def test_a_corrupted_index_says_how_to_recover(tmp_path):
     docs = json.loads(rag("docs", "--json", data_dir=tmp_path).stdout)
     assert [d["doc_id"] for d in docs] == ["us-ai-export-controls-anthropic"] and docs[0]["chunks"] > 10
     assert rag("ask", "Who wrote the article?", data_dir=tmp_path).returncode == 0
+
+
+def test_a_missing_embedding_model_is_a_one_line_error(tmp_path):
+    result = rag("index", "corpus", data_dir=tmp_path, RAG_EMBED_MODEL=str(tmp_path / "no-such-model"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "RAG_EMBED_MODEL" in result.stderr and "no-such-model" in result.stderr
