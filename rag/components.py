@@ -6,22 +6,23 @@ pipeline. Tests build the same objects from a temporary ``Settings`` (or pass fa
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-import chromadb
-from langchain_chroma import Chroma
-
 from rag.chunk import Chunker
 from rag.embed import EmbeddingModel, load_embedding_model
 from rag.settings import Settings
-from rag.store import LiveStore
 
 if TYPE_CHECKING:  # imported where used: `rag index` never loads the answer side (a second of imports)
+    import chromadb
+    from langchain_chroma import Chroma
+
     from rag.answer import Pipeline
     from rag.llm import Generator
     from rag.retrieve import HybridRetriever
+    from rag.store import LiveStore
 
 
 @dataclass
@@ -30,21 +31,31 @@ class Components:
     embedding_model: EmbeddingModel | None = None
     generator: Generator | None = None
     live: LiveStore | None = field(default=None, repr=False)
+    _opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.embedding_model = self.embedding_model or load_embedding_model(self.settings)
-        self.live = self.live or LiveStore(self.settings, self.embedding_model)
+
+    def live_store(self) -> LiveStore:
+        """The connection to Chroma, made on first use: an indexing run imports chromadb (half a
+        second) only once it has something to write, while the embedding model is already computing."""
+        with self._opening:
+            if self.live is None:
+                from rag.store import LiveStore
+
+                self.live = LiveStore(self.settings, self.embedding_model)
+            return self.live
 
     @property
     def client(self) -> chromadb.ClientAPI:
-        return self.live.client
+        return self.live_store().client
 
     def store(self, *, create: bool = False) -> Chroma:
-        return self.live.store(create=create)
+        return self.live_store().store(create=create)
 
     def forget_store(self) -> None:
         """After the collection was dropped (``index --rebuild``): reopen it on next use."""
-        self.live.forget()
+        self.live_store().forget()
 
     @cached_property
     def chunker(self) -> Chunker:
@@ -58,7 +69,8 @@ class Components:
         from rag.retrieve import HybridRetriever
 
         self.store()  # fail now, with a clear message, if there is no index
-        return HybridRetriever(live=self.live, lexical=LexicalIndex(self.live), mode=self.settings.retrieval_mode,
+        live = self.live_store()
+        return HybridRetriever(live=live, lexical=LexicalIndex(live), mode=self.settings.retrieval_mode,
                                fetch_k=self.settings.fetch_k, k=max(8, self.settings.top_k))
 
     @cached_property

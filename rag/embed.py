@@ -141,8 +141,9 @@ class EmbeddingPrefetcher(Embeddings):
     for their vectors, batch by batch. Handing the texts over as soon as they are chunked lets
     torch (which releases the GIL while it computes) embed the next batch while the main thread
     chunks, checks the record manager and writes the previous one. ``embed_documents`` hands each
-    vector out once, matched by text; a text that was never submitted is embedded on the spot.
-    The worker loads the model with its first group; see ``wait_until_running``.
+    vector out as often as its text was submitted (a text submitted twice is embedded once); a
+    text that was never submitted is embedded on the spot. The worker loads the model with its
+    first group; see ``wait_until_running``.
     """
 
     def __init__(self, model: Embeddings, group_size: int = 256) -> None:
@@ -150,7 +151,7 @@ class EmbeddingPrefetcher(Embeddings):
         self.group_size = group_size
         self._pending: deque[str] = deque()
         self._expected: Counter[str] = Counter()  # submitted, not yet handed out
-        self._ready: dict[str, list[list[float]]] = {}
+        self._ready: dict[str, list[float]] = {}
         self._error: BaseException | None = None
         self._closed = False
         self._changed = threading.Condition()
@@ -160,8 +161,10 @@ class EmbeddingPrefetcher(Embeddings):
 
     def submit(self, texts: list[str]) -> None:
         with self._changed:
-            self._pending.extend(texts)
-            self._expected.update(texts)
+            for text in texts:
+                if not self._expected[text]:  # not already queued, being embedded or waiting to be handed out
+                    self._pending.append(text)
+                self._expected[text] += 1
             self._changed.notify_all()
 
     def wait_until_running(self) -> None:
@@ -198,7 +201,7 @@ class EmbeddingPrefetcher(Embeddings):
             self._first_group_done.set()
             with self._changed:
                 for text, vector in zip(group, vectors, strict=True):
-                    self._ready.setdefault(text, []).append(vector)
+                    self._ready[text] = vector
                 self._changed.notify_all()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -208,13 +211,15 @@ class EmbeddingPrefetcher(Embeddings):
                 if self._expected[text] <= 0:
                     vectors.append(None)  # never submitted: embedded below
                     continue
-                while not self._ready.get(text) and not self._closed:
+                while text not in self._ready and not self._closed:
                     if self._error is not None:
                         raise self._error
                     self._changed.wait()
-                if self._ready.get(text):
-                    vectors.append(self._ready[text].pop())
+                if text in self._ready:
+                    vectors.append(self._ready[text])
                     self._expected[text] -= 1
+                    if not self._expected[text]:
+                        del self._ready[text], self._expected[text]
                 else:
                     vectors.append(None)
         missing = [text for text, vector in zip(texts, vectors, strict=True) if vector is None]

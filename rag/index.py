@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
-from langchain_chroma import Chroma
 from langchain_classic.indexes import SQLRecordManager
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.indexing import index as langchain_index
 from sqlalchemy import text
 
@@ -30,7 +31,9 @@ from rag.chunk import Chunker
 from rag.embed import EmbeddingPrefetcher
 from rag.schema import Article
 from rag.settings import Settings
-from rag.store import with_embeddings
+
+if TYPE_CHECKING:  # chromadb is imported when a store is opened, not by importing this module
+    from langchain_chroma import Chroma
 
 
 class IndexBusyError(Exception):
@@ -79,12 +82,13 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
     must not count as deleted.
     """
     from rag.load import load_sources
-    from rag.store import delete_collection
 
     settings = components.settings
     with indexer_lock(settings, wait=wait):
         started = time.perf_counter()
         if rebuild:
+            from rag.store import delete_collection
+
             delete_collection(settings, components.client)
             components.forget_store()
             forget_all_records(open_record_manager(settings))
@@ -94,7 +98,8 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
         if prune and loaded.failures:
             report("not pruning: some sources failed to load; fix them and run again")
         try:
-            summary = index_articles(loaded.articles, store=components.store(create=True),
+            summary = index_articles(loaded.articles, store=lambda: components.store(create=True),
+                                     embeddings=components.embedding_model,
                                      record_manager=open_record_manager(settings), chunker=components.chunker,
                                      prune=prune and not loaded.failures, progress=progress)
         except Exception as exc:
@@ -139,8 +144,9 @@ def indexer_lock(settings: Settings, *, wait: bool) -> FileLock:
 def index_articles(
     articles: list[Article],
     *,
-    store: Chroma,
+    store: Chroma | Callable[[], Chroma],
     record_manager: SQLRecordManager,
+    embeddings: Embeddings | None = None,
     chunker: Chunker,
     prune: bool = False,
     progress: Callable[[Iterable[Document], int], Iterable[Document]] | None = None,
@@ -154,8 +160,18 @@ def index_articles(
     removes the article's chunks that are no longer produced. The chunks it will have to embed
     are handed to an ``EmbeddingPrefetcher`` as soon as they are cut, so the model computes while
     this thread chunks the remaining articles and writes (indexing then runs at ~the model's speed).
+
+    ``store`` may be a function that opens it: it is called only once there is something to write
+    or remove, after the model has started computing. ``embeddings`` defaults to the store's.
     """
     started = time.perf_counter()
+    opened: list[Chroma] = []
+
+    def the_store() -> Chroma:
+        if not opened:
+            opened.append(store() if callable(store) else store)
+        return opened[0]
+
     summary = IndexSummary()
     fingerprints = Fingerprints(record_manager)
     known = fingerprints.all()
@@ -176,7 +192,7 @@ def index_articles(
             # Embed what index() will write ahead of it, while the rest is chunked and written.
             new_texts = [d.page_content for d in chunks if d.metadata["chunk_id"] not in old_keys]
             if new_texts and prefetcher is None:
-                prefetcher = EmbeddingPrefetcher(store.embeddings, group_size=batch_size)
+                prefetcher = EmbeddingPrefetcher(embeddings or the_store().embeddings, group_size=batch_size)
                 prefetcher.submit(new_texts)
                 prefetcher.wait_until_running()
             elif new_texts:
@@ -187,8 +203,10 @@ def index_articles(
         for doc in docs:
             doc.metadata["indexed_at"] = stamp
         if docs:
+            from rag.store import with_embeddings
+
             stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
-            writer = with_embeddings(store, prefetcher) if prefetcher else store
+            writer = with_embeddings(the_store(), prefetcher) if prefetcher else the_store()
             result = langchain_index(stream, record_manager, writer, cleanup="incremental", source_id_key="doc_id",
                                      key_encoder=_chunk_key, batch_size=batch_size)
             summary.chunks_written = result["num_added"] + result["num_updated"]
@@ -200,11 +218,11 @@ def index_articles(
     if prune:
         wanted = {a.doc_id for a in articles}
         gone = sorted((set(indexed_doc_ids(record_manager)) | set(known)) - wanted)
-        removed = remove_articles(gone, store=store, record_manager=record_manager) if gone else {}
+        removed = remove_articles(gone, store=the_store(), record_manager=record_manager) if gone else {}
         summary.removed = gone
         summary.chunks_deleted += sum(removed.values())
     if summary.chunks_written or summary.chunks_deleted:
-        bump_generation(store)
+        bump_generation(the_store())
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -48,7 +48,7 @@ class Staff:
         from rag.components import Components
 
         settings = self.settings.model_copy(update={k: v for k, v in overrides.items() if v not in (None, "")})
-        parts = Components(settings, embedding_model=self.components.embedding_model, live=self.components.live)
+        parts = Components(settings, embedding_model=self.components.embedding_model, live=self.components.live_store())
         rows = evaluate.load_question_set(Path(question_set))
         results = evaluate.run(parts.pipeline, rows, progress)
         summary = evaluate.summarize(results)

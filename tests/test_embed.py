@@ -37,6 +37,8 @@ def test_prefetched_vectors_match_the_model_in_order_with_repeats_and_unsubmitte
     prefetcher.submit(["a", "b", "a", "c"])
     asked = ["c", "a", "never submitted", "b", "a"]
     assert prefetcher.embed_documents(asked) == [model.embed_query(t) for t in asked]
+    embedded = [text for call in model.calls for text in call]
+    assert sorted(embedded) == ["a", "b", "c", "never submitted"], "each distinct text embedded once"
     prefetcher.close()
 
 

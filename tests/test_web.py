@@ -178,7 +178,10 @@ def test_ask_api_through_gradio_client(app_server):
     result = client.predict(KIMI_QUESTION, api_name="/ask")
     assert not result["refused"] and "Kimi" in result["answer"]
     assert result["citations"][0]["chunk_id"] == result["contexts"][result["citations"][0]["n"] - 1]["chunk_id"]
-    assert "error" in client.predict("   ", api_name="/ask")
+    assert "empty" in client.predict("   ", api_name="/ask")["error"]
+    assert "limit is 2,000" in client.predict("why " * 25_000, api_name="/ask")["error"]
+    noisy = client.predict(KIMI_QUESTION.replace(" ", "\x00 \x1b", 2), api_name="/ask")
+    assert "Kimi" in noisy["answer"]
 
 
 def test_the_app_serves_no_files_beyond_its_own(app_server):
