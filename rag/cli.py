@@ -133,13 +133,22 @@ def components(settings: Settings):
 
 
 def cmd_index(args, settings: Settings) -> int:
-    from rag.index import run_indexing
+    from rag.embed import EmbeddingProcess
 
-    sources = args.paths or [str(settings.corpus_dir)]
-    summary = run_indexing(components(settings), sources, prune=args.prune, rebuild=args.rebuild, wait=args.wait,
-                           progress=progress_bar("embedding and writing", "chunks"),
-                           load_progress=progress_bar("loading", "sources"),
-                           report=lambda message: print(message, file=sys.stderr))
+    # Start loading the model in a child process first, so it loads while this one imports,
+    # reads and chunks; if nothing changed, it is stopped unused.
+    embedder = EmbeddingProcess(settings.embed_model, settings.embed_batch_size)
+    try:
+        from rag.index import run_indexing
+
+        sources = args.paths or [str(settings.corpus_dir)]
+        summary = run_indexing(components(settings), sources, prune=args.prune, rebuild=args.rebuild,
+                               wait=args.wait, embeddings=embedder,
+                               progress=progress_bar("embedding and writing", "chunks"),
+                               load_progress=progress_bar("loading", "sources"),
+                               report=lambda message: print(message, file=sys.stderr))
+    finally:
+        embedder.close()
     print(f"indexed from {', '.join(sources)}: {summary.line()}")
     return 1 if summary.failed else 0
 

@@ -230,3 +230,73 @@ class EmbeddingPrefetcher(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.model.embed_query(text)
+
+
+class EmbeddingProcess(Embeddings):
+    """The embedding model in a forked child process that starts loading the moment it is made.
+
+    For ``rag index`` in a fresh process: importing torch and sentence-transformers and loading
+    the weights takes ~5.5 s of one core, and in this process it would hold the GIL all along.
+    In a child it runs on the other core while this process imports, loads sources, checks the
+    record manager and chunks. The child embeds each list of texts it is sent and exits when the
+    pipe closes — after ``close()``, or when this process dies, even by ``kill -9``.
+    """
+
+    runs_in_this_process = False
+
+    def __init__(self, name: str, batch_size: int = 32) -> None:
+        import multiprocessing
+        import sys
+
+        if "torch" in sys.modules:  # its OpenMP thread pool does not survive a fork: the child would hang
+            raise RuntimeError("start the EmbeddingProcess before torch is imported in this process")
+        # fork, not spawn: spawn would re-run ``python -m rag``'s main module in the child.
+        context = multiprocessing.get_context("fork")
+        self._connection, child_end = context.Pipe()
+        self._process = context.Process(target=_serve_embeddings, args=(name, batch_size, child_end, self._connection),
+                                         name="rag-embedder", daemon=True)
+        self._process.start()
+        child_end.close()
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            try:
+                self._connection.send(list(texts))
+                status, payload = self._connection.recv()
+            except (EOFError, OSError) as exc:
+                raise EmbeddingModelError(f"the embedding process stopped ({exc!r})") from exc
+        if status == "error":
+            raise EmbeddingModelError(payload)
+        return payload
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+    def close(self) -> None:
+        self._connection.close()
+        self._process.kill()  # it may still be loading, with nothing left to do
+        self._process.join(timeout=10)
+
+
+def _serve_embeddings(name: str, batch_size: int, connection, parents_end) -> None:
+    parents_end.close()  # the fork copied it; while open here, the parent's death would never read as EOF
+    model = EmbeddingModel(name, batch_size)
+    try:
+        model.embed_documents(["load the model now, while the parent is busy with everything else"])
+        failure = None
+    except Exception as exc:  # a missing or broken model: every request gets the reason
+        failure = str(exc) if isinstance(exc, EmbeddingModelError) else f"cannot load the embedding model: {exc!r}"
+    while True:
+        try:
+            texts = connection.recv()
+        except EOFError:
+            return
+        try:
+            reply = ("error", failure) if failure else ("ok", model.embed_documents(texts))
+        except Exception as exc:  # reported to the parent, which raises it
+            reply = ("error", f"embedding failed: {exc!r}")
+        try:
+            connection.send(reply)
+        except OSError:  # the parent is gone
+            return

@@ -74,10 +74,12 @@ class IndexSummary:
 
 
 def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild: bool = False, wait: bool = False,
-                 progress=None, load_progress=None, report: Callable[[str], None] = lambda message: None) -> IndexSummary:
+                 progress=None, load_progress=None, report: Callable[[str], None] = lambda message: None,
+                 embeddings: Embeddings | None = None) -> IndexSummary:
     """What `python -m rag index` and the admin tab both do: lock, load, index, report.
 
-    ``components`` is a ``rag.components.Components``. With ``prune``, articles missing from
+    ``components`` is a ``rag.components.Components``; ``embeddings`` replaces its embedding model
+    for computing vectors (the CLI passes an ``EmbeddingProcess``). With ``prune``, articles missing from
     ``sources`` are removed — unless some source failed to load, since a page that is down
     must not count as deleted.
     """
@@ -99,7 +101,7 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
             report("not pruning: some sources failed to load; fix them and run again")
         try:
             summary = index_articles(loaded.articles, store=lambda: components.store(create=True),
-                                     embeddings=components.embedding_model,
+                                     embeddings=embeddings or components.embedding_model,
                                      record_manager=open_record_manager(settings), chunker=components.chunker,
                                      prune=prune and not loaded.failures, progress=progress)
         except Exception as exc:
@@ -194,7 +196,8 @@ def index_articles(
             if new_texts and prefetcher is None:
                 prefetcher = EmbeddingPrefetcher(embeddings or the_store().embeddings, group_size=batch_size)
                 prefetcher.submit(new_texts)
-                prefetcher.wait_until_running()
+                if getattr(prefetcher.model, "runs_in_this_process", True):
+                    prefetcher.wait_until_running()
             elif new_texts:
                 prefetcher.submit(new_texts)
 

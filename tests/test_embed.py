@@ -84,3 +84,50 @@ def test_token_counts_match_transformers(embedding_model):
     for text in ["Export controls on AI chips.", "Über 1.000 GPUs — naïve café", "x " * 400, ""]:
         expected = len(reference(text, add_special_tokens=False, verbose=False)["input_ids"])
         assert embedding_model.count_tokens(text) == expected
+
+
+EMBEDDING_PROCESS_SCRIPT = """
+import json, sys
+from rag.embed import EmbeddingModelError, EmbeddingProcess
+child = EmbeddingProcess(sys.argv[1], batch_size=8)
+try:
+    print(json.dumps({"vectors": child.embed_documents(json.loads(sys.argv[2]))}))
+except EmbeddingModelError as exc:
+    print(json.dumps({"error": str(exc)}))
+child.close()
+print(json.dumps({"alive_after_close": child._process.is_alive()}))
+"""
+
+
+def run_embedding_process(model: str, texts: list[str]) -> list[dict]:
+    """In a fresh interpreter, as `rag index` uses it (the process must fork before torch loads)."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    result = subprocess.run([sys.executable, "-c", EMBEDDING_PROCESS_SCRIPT, model, json.dumps(texts)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_the_embedding_process_gives_the_models_vectors_and_stops_on_close(embedding_model):
+    texts = ["Export controls on AI chips.", "Night ferries run every 40 minutes."]
+    answer, closed = run_embedding_process(embedding_model.name, texts)
+    assert np.allclose(answer["vectors"], embedding_model.embed_documents(texts), atol=1e-5)
+    assert closed == {"alive_after_close": False}
+
+
+def test_the_embedding_process_reports_a_missing_model(tmp_path):
+    answer, closed = run_embedding_process(str(tmp_path / "no-such-model"), ["anything"])
+    assert "no-such-model" in answer["error"] and closed == {"alive_after_close": False}
+
+
+def test_the_embedding_process_refuses_to_fork_once_torch_is_loaded(embedding_model):
+    from rag.embed import EmbeddingProcess
+
+    embedding_model.embed_query("torch is loaded now")
+    with pytest.raises(RuntimeError, match="before torch"):
+        EmbeddingProcess(embedding_model.name)

@@ -84,6 +84,8 @@ def test_killing_the_indexer_mid_run_then_rerunning_matches_a_fresh_build(tmp_pa
     import sys
     import time
 
+    import psutil
+
     from .conftest import REPO
 
     docs = REPO.parent / "shared" / "datasets" / "digitalgov-ai-news" / "docs"
@@ -100,8 +102,11 @@ def test_killing_the_indexer_mid_run_then_rerunning_matches_a_fresh_build(tmp_pa
             if "chunks" in line and not line.startswith("embedding and writing: 0"):
                 time.sleep(kill_after)
                 break
+        embedder = psutil.Process(process.pid).children()  # the model's child process (rag.embed.EmbeddingProcess)
         process.send_signal(signal.SIGKILL)
         process.wait()
+        _, alive = psutil.wait_procs(embedder, timeout=60)
+        assert embedder and not alive, "the embedding child exits with its parent"
         return process
 
     def snapshot(data_dir):
