@@ -18,9 +18,14 @@ class AdminError(Exception):
     pass
 
 
+def password_set(secret) -> bool:
+    """Is the ``RAG_<ROLE>_PASSWORD`` secret set (and not empty)? Its features exist only then."""
+    return secret is not None and bool(secret.get_secret_value())
+
+
 def check_password(secret, given: str | None, role: str, error: type[Exception]) -> None:
     """Constant-time check of ``given`` against the ``RAG_<ROLE>_PASSWORD`` secret."""
-    if secret is None or not secret.get_secret_value():
+    if not password_set(secret):
         raise error(f"the {role} features are disabled (RAG_{role.upper()}_PASSWORD is not set)")
     if not hmac.compare_digest(secret.get_secret_value().encode(), (given or "").encode()):
         raise error(f"wrong {role} password")
@@ -34,7 +39,7 @@ class Admin:
 
     @property
     def enabled(self) -> bool:
-        return self.settings.admin_password is not None and bool(self.settings.admin_password.get_secret_value())
+        return password_set(self.settings.admin_password)
 
     def check(self, password: str | None) -> None:
         """Every admin action calls this first, UI and API alike."""

@@ -127,7 +127,8 @@ def forget_all_records(record_manager: SQLRecordManager) -> None:
     keys = record_manager.list_keys()
     for start in range(0, len(keys), 5000):  # SQLite caps the parameters of one statement
         record_manager.delete_keys(keys[start:start + 5000])
-    Fingerprints(record_manager).forget(list(Fingerprints(record_manager).all()))
+    fingerprints = Fingerprints(record_manager)
+    fingerprints.forget(list(fingerprints.all()))
 
 
 def indexer_lock(settings: Settings, *, wait: bool) -> FileLock:

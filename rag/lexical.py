@@ -16,7 +16,7 @@ import bm25s
 import numpy as np
 import Stemmer
 
-from rag.store import LiveStore
+from rag.store import LiveStore, store_errors
 
 _STEMMER = Stemmer.Stemmer("english")
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import; keep our output clean
@@ -36,12 +36,8 @@ class LexicalIndex:
         self.metadatas: list[dict] = []
 
     def refresh_if_stale(self) -> None:
-        from rag.store import StoreError, unreachable_message
-
-        try:
+        with store_errors(self.live.settings):
             generation = self.live.generation()
-        except Exception as exc:
-            raise StoreError(unreachable_message(self.live.settings, exc)) from exc
         if generation == self._generation:
             return
         with self._lock:

@@ -20,7 +20,7 @@ from langchain_core.retrievers import BaseRetriever
 from rag.chunk import chunk_body, date_number
 from rag.lexical import LexicalIndex
 from rag.schema import Passage
-from rag.store import LiveStore, StoreError, unreachable_message
+from rag.store import LiveStore, store_errors
 
 RRF_K = 60
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -77,13 +77,8 @@ class HybridRetriever(BaseRetriever):
 
         if self.mode != "dense":
             self.lexical.refresh_if_stale()  # before the read gate: a refresh may itself need the store
-        with self.live.reading() as store:
-            try:
-                return self._search(store, query, filters, k)
-            except StoreError:
-                raise
-            except Exception as exc:  # the server went away mid-question, or a segment is damaged
-                raise StoreError(unreachable_message(self.live.settings, exc)) from exc
+        with self.live.reading() as store, store_errors(self.live.settings):  # e.g. the server went away mid-question
+            return self._search(store, query, filters, k)
 
     def _search(self, store: Chroma, query: str, filters: Filters, k: int) -> list[Document]:
         ranked: dict[str, dict] = {}  # chunk_id -> {"doc": Document, "score": float, "dense": float}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag import evaluate
-from rag.admin import check_password
+from rag.admin import check_password, password_set
 from rag.feedback import FeedbackStore
 from rag.report import comparison_report, run_report
 from rag.runs import RunStore, compare
@@ -28,7 +28,7 @@ class Staff:
 
     @property
     def enabled(self) -> bool:
-        return self.settings.staff_password is not None and bool(self.settings.staff_password.get_secret_value())
+        return password_set(self.settings.staff_password)
 
     def check(self, password: str | None) -> None:
         check_password(self.settings.staff_password, password, "staff", StaffError)

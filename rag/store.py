@@ -83,6 +83,18 @@ def refused_message(settings: Settings) -> str:
             "token the server expects")
 
 
+@contextmanager
+def store_errors(settings: Settings) -> Iterator[None]:
+    """Turn whatever a failing Chroma raises (server gone, damaged segment, refused token) into a
+    ``StoreError`` whose message says what to do."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(unreachable_message(settings, exc)) from exc
+
+
 def unreachable_message(settings: Settings, exc: Exception) -> str:
     if settings.chroma_host and refused_credentials(exc):
         return refused_message(settings)
@@ -231,13 +243,9 @@ class LiveStore:
     @contextmanager
     def reading(self) -> Iterator[Chroma]:
         """The store for one read; store failures become a ``StoreError`` that says what to do."""
-        try:
+        with store_errors(self.settings):
             store = self.store()
             generation = self.generation()
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(unreachable_message(self.settings, exc)) from exc
         if not self.settings.chroma_host and generation != self._generation:
             with self._gate.write():
                 if self.generation() != self._generation:
