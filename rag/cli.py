@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from rag.progress import progress_bar
 from rag.settings import Settings
 
 log = logging.getLogger("rag")
@@ -153,27 +154,6 @@ def cmd_index(args, settings: Settings) -> int:
     return 1 if summary.failed else 0
 
 
-def progress_bar(label: str, unit: str):
-    """tqdm on a terminal; on a pipe, a log line every ~10% (no carriage-return noise in logs)."""
-
-    def wrap(items, total: int):
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            return tqdm(items, total=total, desc=label, unit=f" {unit}", file=sys.stderr)
-        return _log_every(items, total, label, unit)
-
-    return wrap
-
-
-def _log_every(items, total: int, label: str, unit: str):
-    step = max(1, total // 10)
-    for i, item in enumerate(items, 1):
-        if i % step == 0 or i == total:
-            print(f"{label}: {i}/{total} {unit}", file=sys.stderr, flush=True)
-        yield item
-
-
 def filters_from(args):
     from rag.load import normalise_date
     from rag.retrieve import Filters
@@ -278,11 +258,8 @@ def cmd_eval(args, settings: Settings) -> int:
 
 
 def question_progress(total: int):
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        return lambda items: tqdm(items, total=total, desc="questions", file=sys.stderr)
-    return lambda items: _log_every(items, total, "eval", "questions")
+    bar = progress_bar("questions", "questions")
+    return lambda items: bar(items, total)
 
 
 def cmd_feedback_export(args, settings: Settings) -> int:

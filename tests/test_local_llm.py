@@ -99,3 +99,25 @@ def test_assembled_file_with_the_wrong_hash_is_not_loaded(tmp_path, monkeypatch)
     with pytest.raises(LocalModelError, match="refusing to load"):
         ensure_model_file(spec, tmp_path / "models")
     assert not (tmp_path / "models" / "tiny.gguf").exists()
+
+
+def test_first_start_assembly_reports_progress_per_part(tmp_path, monkeypatch, capsys):
+    import hashlib
+
+    chunks = []
+    for i in range(1, 4):
+        chunk = tmp_path / f"part{i:02d}.bin"
+        chunk.write_bytes(bytes([i]) * 1000)
+        chunks.append(chunk)
+    whole = b"".join(c.read_bytes() for c in chunks)
+    monkeypatch.setattr("rag.llm_local.part_files", lambda spec: chunks)
+    spec = ModelSpec("tiny", "tiny.gguf", "x", 3, len(whole), hashlib.sha256(whole).hexdigest())
+
+    path = ensure_model_file(spec, tmp_path / "models")
+
+    assert path.read_bytes() == whole
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("assembling tiny")]
+    assert lines == ["assembling tiny: 1/3 parts", "assembling tiny: 2/3 parts", "assembling tiny: 3/3 parts"]
+    # A second start finds the verified file and assembles nothing.
+    ensure_model_file(spec, tmp_path / "models")
+    assert "assembling" not in capsys.readouterr().err
