@@ -83,12 +83,19 @@ def main() -> None:
         print("\n".join(progress_lines[-3:]) or "(model already assembled: no progress lines)")
         print(f"first run OK: cited answer from {result['llm']} ({len(result['citations'])} citation(s))")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop(process)
         log.unlink(missing_ok=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End `make run` and the app it started (one process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -142,10 +142,10 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
     """Turn the model's reply into an Answer with verified citations, or a refusal."""
     sentences = check_answer(text, passages, question)
     if not sentences or is_refusal(sentences[0].text):
-        return refusal(question, passages, timings, llm)
+        return refusal(question, passages, timings, llm, text)
     kept = [s for s in sentences if s.supported and not is_refusal(s.text)]
     if not kept:
-        return refusal(question, passages, timings, llm)
+        return refusal(question, passages, timings, llm, text)
     parts, cited = [], []
     for sentence in kept:
         markers = "".join(f"[{n}]" for n in sentence.cites)
@@ -157,12 +157,12 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
         for n in cited
     ]
     return Answer(question=question, answer=" ".join(parts), refused=False, citations=citations,
-                  contexts=passages, timings=timings, llm=llm)
+                  contexts=passages, timings=timings, llm=llm, model_output=text)
 
 
-def refusal(question: str, passages: list[Passage], timings: dict, llm: str) -> Answer:
+def refusal(question: str, passages: list[Passage], timings: dict, llm: str, model_output: str | None = None) -> Answer:
     return Answer(question=question, answer=REFUSAL, refused=True, citations=[], contexts=passages,
-                  timings=timings, llm=llm)
+                  timings=timings, llm=llm, model_output=model_output)
 
 
 def build_pipeline(settings: Settings, retriever: HybridRetriever, generator: Generator | None = None) -> Pipeline:

@@ -11,7 +11,11 @@ Question-set format: ``../shared/eval/README.md`` (README "Measuring answer qual
   passage contains the evidence or supports the sentence (at least half of the sentence's content
   words, question words aside, appear in the passage: the same judge-free test the answer step
   uses); citation coverage — the share of answer sentences that carry a citation;
-- latency p50/p95 of retrieve, first token and total.
+- latency p50/p95 of retrieve, first token and total;
+- failure kinds (``failure_kind``): what went wrong with each question that went wrong, so a
+  retrieval miss is never mistaken for an answering fault and vice versa;
+- trust score — the mean of the F1 of answering correctly and the F1 of refusing correctly (as in
+  Trust-Score, Song et al. 2024): a system that refuses everything, or answers everything, scores low.
 """
 
 from __future__ import annotations
@@ -74,6 +78,32 @@ def contains_required(answer: str, groups: list[list[str]]) -> bool:
     return all(any(alt.lower() in text for alt in group) for group in groups)
 
 
+FAILURE_KINDS = {
+    "off_target": "answered but wrong, with the evidence among the passages",
+    "wrong_unretrieved": "answered but wrong; the evidence was not retrieved",
+    "refused_with_evidence": "refused, with the evidence among the passages",
+    "refused_unretrieved": "refused; the evidence was not retrieved",
+    "unanswerable_answered": "answered a question the articles do not answer",
+}
+
+
+def failure_kind(answerable: bool | None, refused: bool, correct: bool | None, evidence_rank: int | None,
+                 error: str = "") -> str | None:
+    """Which of ``FAILURE_KINDS`` a question's outcome is (None: it went right, or cannot be told)."""
+    if error:
+        return None
+    if answerable is False:
+        return None if refused else "unanswerable_answered"
+    if not answerable:
+        return None
+    retrieved = evidence_rank is not None
+    if refused:
+        return "refused_with_evidence" if retrieved else "refused_unretrieved"
+    if correct is False:
+        return "off_target" if retrieved else "wrong_unretrieved"
+    return None
+
+
 @dataclass
 class QuestionResult:
     id: str
@@ -90,6 +120,8 @@ class QuestionResult:
     error: str = ""
     citation_precision: float | None = None
     citation_coverage: float | None = None
+    failure: str | None = None  # a key of FAILURE_KINDS
+    model_output: str = ""  # the model's raw reply, before the checker
 
 
 def score(row: dict, answer: Answer) -> QuestionResult:
@@ -105,7 +137,9 @@ def score(row: dict, answer: Answer) -> QuestionResult:
     return QuestionResult(id=str(row["id"]), question=row["question"], answerable=answerable, answer=answer.answer,
                           refused=answer.refused, evidence_rank=rank, correct=correct, citations=data["citations"],
                           contexts=data["contexts"], timings=data["timings"], llm=answer.llm,
-                          citation_precision=precision, citation_coverage=coverage)
+                          citation_precision=precision, citation_coverage=coverage,
+                          failure=failure_kind(answerable, answer.refused, correct, rank),
+                          model_output=answer.model_output or "")
 
 
 def citation_quality(answer: Answer, evidence: list[str]) -> tuple[float | None, float | None]:
@@ -178,12 +212,43 @@ def summarize(results: list[QuestionResult]) -> dict:
         "false_refusals": sum(1 for r in answerable if r.refused),
         "citation_precision": _mean([r.citation_precision for r in results]),
         "citation_coverage": _mean([r.citation_coverage for r in results]),
+        **trust_scores(results),
+        **{kind: sum(1 for r in results if r.failure == kind) for kind in FAILURE_KINDS},
     }
     for key in ("retrieve_ms", "first_token_ms", "total_ms"):
         values = [r.timings[key] for r in results if key in r.timings]
         summary[f"{key}_p50"] = _round(percentile(values, 50))
         summary[f"{key}_p95"] = _round(percentile(values, 95))
     return summary
+
+
+def trust_scores(results: list[QuestionResult]) -> dict:
+    """F1 of answering correctly, F1 of refusing correctly, and their mean (the trust score).
+
+    Answering: precision = correct answers / questions answered, recall = correct answers /
+    answerable questions. Refusing: precision = unanswerable questions refused / questions refused,
+    recall = unanswerable questions refused / unanswerable questions. Questions that errored count
+    as neither answered nor refused; answerable questions with no required groups are left out."""
+    usable = [r for r in results if not r.error and not (r.answerable and r.correct is None)]
+    answered = [r for r in usable if not r.refused]
+    refused = [r for r in usable if r.refused]
+    correct = sum(1 for r in answered if r.answerable and r.correct)
+    refused_right = sum(1 for r in refused if r.answerable is False)
+    answerable = sum(1 for r in results if r.answerable and r.correct is not None)
+    unanswerable = sum(1 for r in results if r.answerable is False)
+    answer_f1 = _f1(correct, len(answered), answerable)
+    refusal_f1 = _f1(refused_right, len(refused), unanswerable)
+    present = [f for f in (answer_f1, refusal_f1) if f is not None]
+    return {"answer_f1": answer_f1, "refusal_f1": refusal_f1,
+            "trust_score": round(sum(present) / len(present), 3) if present else None}
+
+
+def _f1(hits: int, predicted: int, actual: int) -> float | None:
+    if not actual:
+        return None
+    precision = hits / predicted if predicted else 0.0
+    recall = hits / actual
+    return round(2 * precision * recall / (precision + recall), 3) if precision + recall else 0.0
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -196,12 +261,12 @@ def _round(value: float | None) -> float | None:
 
 
 def format_report(summary: dict, results: list[QuestionResult]) -> str:
-    lines = [f"{'id':<12} {'ans?':<5} {'rank':<5} {'ok':<5} {'refused':<8} answer"]
+    lines = [f"{'id':<12} {'ans?':<5} {'rank':<5} {'ok':<5} {'refused':<8} {'failure':<22} answer"]
     for r in results:
         ok = "-" if r.correct is None else ("yes" if r.correct else "NO")
         answer = (r.error or r.answer).replace("\n", " ")
         lines.append(f"{r.id:<12} {str(r.answerable):<5} {str(r.evidence_rank or '-'):<5} {ok:<5} "
-                     f"{str(r.refused):<8} {answer[:110]}")
+                     f"{str(r.refused):<8} {r.failure or '':<22} {answer[:100]}")
     lines.append("")
     for key, value in summary.items():
         lines.append(f"{key:<22} {value}")

@@ -7,7 +7,7 @@ import html
 import io
 
 QUALITY_METRICS = ["hit@1", "hit@3", "hit@5", "mrr", "correct", "refused_unanswerable", "citation_precision",
-                   "citation_coverage"]
+                   "citation_coverage", "trust_score"]
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#1f2937}
 h1{font-size:1.5em}table{border-collapse:collapse;width:100%;font-size:.9em}td,th{border-bottom:1px solid #e5e7eb;
@@ -71,7 +71,8 @@ def _result_row(result: dict) -> str:
         f"<details><summary>[{c['n']}] {html.escape(c['title'][:80])}</summary>{html.escape(c['text'])}</details>"
         for c in result.get("citations", []))
     return (f"<tr><td>{html.escape(result['id'])}</td><td>{html.escape(result['question'])}</td>"
-            f"<td>{_outcome(result)}</td><td>{result.get('evidence_rank') or '–'}</td>"
+            f"<td>{_outcome(result)}<br><span class='muted'>{html.escape(result.get('failure') or '')}</span></td>"
+            f"<td>{result.get('evidence_rank') or '–'}</td>"
             f"<td>{html.escape(result.get('error') or result['answer'])}{citations}</td></tr>")
 
 
@@ -80,12 +81,14 @@ def run_report(run: dict, results: list[dict]) -> str:
                            for k, v in run["summary"].items())
     rows = "".join(_result_row(r) for r in results)
     label = f"run {run['id']}"
+    failures = _failure_table(run["summary"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Evaluation {label}</title>
 <style>{STYLE}</style></head><body>
 <h1>Evaluation {label}: {html.escape(run['question_set'])}</h1>
 <p class="muted">{run['created_at']} · code {html.escape(run['code_version'])} · {html.escape(str(run['summary'].get('llm', '')))}</p>
 <img alt="metric bars" src="{_metric_bars([(label, run['summary'])])}">
 <img alt="latency histogram" src="{_latency_histogram([(label, results)])}">
+<h2>What went wrong</h2>{failures}
 <h2>Summary</h2><table>{summary_rows}</table>
 <h2>Questions</h2><table><tr><th>id</th><th>question</th><th>outcome</th><th>evidence rank</th><th>answer and citations</th></tr>
 {rows}</table>
@@ -113,6 +116,18 @@ def comparison_report(comparison: dict, results_a: list[dict], results_b: list[d
 <h2>Settings that differ</h2><table><tr><th>setting</th><th>{label_a}</th><th>{label_b}</th></tr>{settings_rows}</table>
 <h2>Questions that changed</h2><table><tr><th>id</th><th></th><th>question</th><th>{label_a}</th><th>{label_b}</th></tr>
 {question_rows}</table></body></html>"""
+
+
+def _failure_table(summary: dict) -> str:
+    """Counts of each failure kind, with what it means and the trust score beside them."""
+    from rag.evaluate import FAILURE_KINDS
+
+    rows = "".join(f"<tr><td>{kind}</td><td>{summary.get(kind, '–')}</td><td class='muted'>{html.escape(meaning)}</td></tr>"
+                   for kind, meaning in FAILURE_KINDS.items())
+    trust = summary.get("trust_score")
+    return (f"<p>trust score <b>{trust if trust is not None else '–'}</b> (answer F1 {summary.get('answer_f1')}, "
+            f"refusal F1 {summary.get('refusal_f1')})</p><table><tr><th>failure kind</th><th>questions</th>"
+            f"<th>meaning</th></tr>{rows}</table>")
 
 
 def _settings_text(settings: dict) -> str:

@@ -82,6 +82,9 @@ class Answer:
     llm: str
     id: str | None = None
     rewritten_question: str | None = None
+    # The model's raw reply before the checker: kept for evaluation traces, never shown to readers
+    # (it may hold the very claims the checker dropped), so not part of ``to_json``.
+    model_output: str | None = None
 
     def to_json(self) -> dict:
         return {

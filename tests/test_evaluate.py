@@ -1,6 +1,6 @@
 """Evaluation metrics: evidence matching, correctness, refusal accounting."""
 
-from rag.evaluate import QuestionResult, contains_required, evidence_rank, load_question_set, summarize
+from rag.evaluate import QuestionResult, contains_required, evidence_rank, failure_kind, load_question_set, summarize
 
 from .conftest import SEED_QUESTIONS
 
@@ -19,7 +19,8 @@ def test_correct_needs_one_alternative_from_every_group():
 def result(id, answerable, rank=None, correct=None, refused=False, ttft=100.0):
     return QuestionResult(id=id, question="q", answerable=answerable, answer="a", refused=refused,
                           evidence_rank=rank, correct=correct, contexts=[{}],
-                          timings={"retrieve_ms": 10.0, "first_token_ms": ttft, "total_ms": ttft * 2})
+                          timings={"retrieve_ms": 10.0, "first_token_ms": ttft, "total_ms": ttft * 2},
+                          failure=failure_kind(answerable, refused, correct, rank))
 
 
 def test_summary_counts_hits_refusals_and_latency():
@@ -46,3 +47,36 @@ def test_the_shared_question_sets_parse(tmp_path):
         assert "bad.jsonl:1" in str(exc)
     else:
         raise AssertionError("a line without an id must be rejected")
+
+
+def test_each_failure_is_told_apart_by_where_the_evidence_was():
+    assert failure_kind(True, refused=False, correct=False, evidence_rank=2) == "off_target"
+    assert failure_kind(True, refused=False, correct=False, evidence_rank=None) == "wrong_unretrieved"
+    assert failure_kind(True, refused=True, correct=False, evidence_rank=1) == "refused_with_evidence"
+    assert failure_kind(True, refused=True, correct=False, evidence_rank=None) == "refused_unretrieved"
+    assert failure_kind(False, refused=False, correct=None, evidence_rank=None) == "unanswerable_answered"
+    assert failure_kind(True, refused=False, correct=True, evidence_rank=1) is None
+    assert failure_kind(False, refused=True, correct=None, evidence_rank=None) is None
+
+
+def test_summary_counts_failure_kinds_and_the_trust_score():
+    results = [result("a", True, rank=1, correct=True), result("b", True, rank=4, correct=False),
+               result("c", True, rank=1, correct=False, refused=True),
+               result("d", False, refused=True), result("e", False, refused=False)]
+    summary = summarize(results)
+    assert (summary["off_target"], summary["refused_with_evidence"], summary["unanswerable_answered"]) == (1, 1, 1)
+    # answering: 1 correct of 3 answered (a, b, e), 3 answerable -> P = R = 1/3
+    assert summary["answer_f1"] == round(1 / 3, 3)
+    # refusing: 1 right of 2 refused (c, d), 2 unanswerable (d, e) -> P = R = 1/2
+    assert summary["refusal_f1"] == 0.5
+    assert summary["trust_score"] == round((0.333 + 0.5) / 2, 3)
+
+
+def test_refusing_everything_or_answering_everything_scores_low_trust():
+    answerable = [result(str(i), True, rank=1, correct=True) for i in range(8)]
+    unanswerable = [result(f"u{i}", False, refused=False) for i in range(2)]
+    answers_all = summarize(answerable + unanswerable)
+    refuses_all = summarize([result(str(i), True, rank=1, correct=False, refused=True) for i in range(8)]
+                            + [result(f"u{i}", False, refused=True) for i in range(2)])
+    assert answers_all["refusal_f1"] == 0.0 and answers_all["trust_score"] < 0.5
+    assert refuses_all["answer_f1"] == 0.0 and refuses_all["trust_score"] < 0.5
