@@ -16,8 +16,8 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rag.citations import check_answer, is_refusal
-from rag.llm import Generator, make_generator
+from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal
+from rag.llm import Generator, UsageRecorder, make_generator
 from rag.prompt import REFUSAL, group_by_article
 from rag.retrieve import Filters, HybridRetriever, to_passage
 from rag.schema import Answer, Citation, Passage
@@ -97,9 +97,10 @@ class Pipeline:
             yield Final(refusal(question, passages, timings, self.generator.name))
             return
 
-        text, first_token_at, used = "", None, self.generator
+        text, first_token_at, used, usage = "", None, self.generator, UsageRecorder()
         try:
-            for piece in self.generator.runnable.stream({"question": question, "passages": passages}):
+            for piece in self.generator.runnable.stream({"question": question, "passages": passages},
+                                                        config={"callbacks": [usage]}):
                 if first_token_at is None and piece:
                     first_token_at = time.perf_counter()
                 text += piece
@@ -116,7 +117,9 @@ class Pipeline:
         timings["first_token_ms"] = ((first_token_at or finished) - started) * 1000
         timings["total_ms"] = (finished - started) * 1000
         name = used.name if used is self.generator else f"{used.name} (fallback: {self.generator.name} failed)"
-        yield Final(finalize(question, text, passages, timings, name))
+        answer = finalize(question, text, passages, timings, name)
+        answer.prompt_tokens = usage.prompt_tokens
+        yield Final(answer)
 
     def choose_passages(self, candidates: list[Passage]) -> list[Passage]:
         """The best passages that fit the prompt budget (prompt length is what costs time)."""
@@ -145,6 +148,10 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
         return refusal(question, passages, timings, llm, text)
     kept = [s for s in sentences if s.supported and not is_refusal(s.text)]
     if not kept:
+        return refusal(question, passages, timings, llm, text)
+    # Off-target: a "when" question answered without a date, "which agency" without a name, …
+    kept_text = " ".join(s.text for s in kept)
+    if not all(answers_kind(kind, kept_text, question) for kind in expected_kinds(question)):
         return refusal(question, passages, timings, llm, text)
     parts, cited = [], []
     for sentence in kept:

@@ -7,9 +7,18 @@ is checked, judge-free, against the passages:
 - A sentence's *support* by a passage is the share of its content words (stemmed, stop words
   and question words aside) that the passage contains. A sentence with no valid marker, or whose
   marker's passage does not support it, is re-pointed at the passage that supports it best.
-- A sentence that brings in a number or a name found in no passage (nor the question), or whose
-  supporting passage shares no term with the question, is *unsupported* and dropped; if nothing
-  supported is left, the answer becomes a refusal.
+- Every number and name in a sentence must be *grounded*: found in a passage the sentence cites,
+  inside a sentence of that passage that is about the question (shares a content word with it).
+  A fact found only in an unrelated sentence is how a small model stitches ("Over 100 executives
+  signed" becoming "the model has 100 parameters"); a name from the question found in no passage is
+  how it attaches a company to claims about another. A fact grounded in a second passage adds that
+  passage to the sentence's citations (answers that need two articles).
+- A sentence with an ungrounded fact, or whose supporting passage shares no term with the
+  question, is *unsupported* and dropped; if nothing supported is left, the answer is a refusal.
+- The answer must be of the question's kind (``expected_kinds``): "when" needs a date, "how
+  many/much" a number, "how long" a duration, "which agency/publication/…" a name that the question
+  does not already give. An answer that is not (the model answered a neighbouring question) is
+  refused by ``rag.answer``.
 - Replies that say the passages do not answer are recognised as refusals.
 """
 
@@ -81,19 +90,93 @@ def content_terms(text: str) -> set[str]:
     return terms
 
 
-def novel_facts(sentence: str, known: set[str]) -> list[str]:
-    """Numbers and capitalised names in ``sentence`` that no passage (nor the question) contains."""
-    words = WORD.findall(sentence)
-    novel = []
-    for i, word in enumerate(words):
+def facts(sentence: str) -> set[str]:
+    """The numbers and capitalised names in ``sentence``, normalised (sentence-initial words aside:
+    they are capitalised anyway)."""
+    found = set()
+    for i, word in enumerate(WORD.findall(sentence)):
         is_number = word[0].isdigit()
         is_name = word[0].isupper() and i > 0 and word.lower() not in STOPWORDS
-        if not (is_number or is_name):
+        if (is_number or is_name) and (term := _normal_word(word)):
+            found.add(term)
+    return found
+
+
+@dataclass
+class _Sentence:
+    terms: set[str]  # every word and number
+    content: set[str]  # content words
+
+
+def passage_sentences(passage: Passage) -> list[_Sentence]:
+    """A passage's sentences, plus one for its article's title, author and date (facts such as a
+    report's year or issuer often live only there)."""
+    from rag.chunk import readable_date
+
+    label = f"{passage.title} {passage.author} {readable_date(passage.date) if passage.date else ''}"
+    return [_Sentence(all_terms(s), content_terms(s)) for s in [label, *split_sentences(passage.text)]]
+
+
+def grounded(fact: str, sentences: list[_Sentence], question_terms: set[str], question_all: set[str],
+             claim_terms: set[str]) -> bool:
+    """Is ``fact`` in one of these sentences, where that sentence is about the question (shares a
+    content word with it) or says what the answer says around the fact (at least half of the
+    answer sentence's own content words: questions are often paraphrased)? A fact the question
+    itself gives only needs to be there."""
+    claim = claim_terms - {fact}
+    for sentence in sentences:
+        if fact not in sentence.terms:
             continue
-        term = _normal_word(word)
-        if term and term not in known:
-            novel.append(word)
-    return novel
+        if fact in question_all or (sentence.content - {fact}) & question_terms:
+            return True
+        if claim and len(sentence.content & claim) * 2 >= len(claim):
+            return True
+    return False
+
+
+QUESTION_KINDS = [
+    ("date", re.compile(r"\b(when|(what|which) (date|day|year|month)|by what (date|time)|since when)\b", re.I)),
+    ("duration", re.compile(r"\bhow (long|often|soon)\b", re.I)),
+    ("number", re.compile(r"\b(how (many|much|large|big|high|low|far)|by how much|what (share|percentage|percent|"
+                          r"proportion|fraction|number|amount|sum|price|cost|rate|portion)|how many)\b", re.I)),
+    ("name", re.compile(r"\b(which|what) (news ?\w*|publication|outlet|newspaper|magazine|agency|agencies|company|"
+                        r"companies|firm|firms|organi[sz]ations?|country|countries|state|states|administration|official|"
+                        r"officials|regions?|city|cities|subcommittee|committee|department|program|bank|university|"
+                        r"court|cabinet official)\b", re.I)),
+]
+NUMBER_WORDS = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|"
+    r"seventy|eighty|ninety|hundred|thousand|million|billion|trillion|half|quarter|third|dozen|dozens|hundreds|"
+    r"thousands|millions|billions|single|several|few|a|an)\b", re.I)
+DURATION_UNITS = re.compile(r"\b(seconds?|minutes?|hours?|days?|weeks?|months?|quarters?|years?|decades?|annual(ly)?|"
+                            r"daily|weekly|monthly|yearly|biennial(ly)?)\b", re.I)
+MONTHS = re.compile(r"\b([Jj]an(uary)?|[Ff]eb(ruary)?|[Mm]arch|[Aa]pr(il)?|May|[Jj]une?|[Jj]uly?|[Aa]ug(ust)?|"
+                    r"[Ss]ep(t(ember)?)?|[Oo]ct(ober)?|[Nn]ov(ember)?|[Dd]ec(ember)?)\b")  # "may" the verb is no date
+YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)s?\b")
+DAY_OR_TIME = re.compile(r"\b(\d{1,2}(:\d\d)?\s*(a\.?m\.?|p\.?m\.?)|noon|midnight|o'clock|mondays?|tuesdays?|"
+                         r"wednesdays?|thursdays?|fridays?|saturdays?|sundays?|spring|summer|autumn|fall|winter|"
+                         r"today|yesterday|tomorrow)(?!\w)", re.I)
+
+
+def expected_kinds(question: str) -> list[str]:
+    """What a correct answer must contain, from the question's wh-words: date, duration, number, name."""
+    return [kind for kind, pattern in QUESTION_KINDS if pattern.search(question)]
+
+
+def answers_kind(kind: str, text: str, question: str) -> bool:
+    """Does answer ``text`` contain something of this kind (see ``expected_kinds``)?"""
+    if kind == "date":
+        return bool(YEAR.search(text) or MONTHS.search(text) or DAY_OR_TIME.search(text)
+                    or re.search(r"\d{1,2}/\d{1,2}/\d{2,4}", text))
+    if kind == "number":
+        return bool(re.search(r"\d", text) or NUMBER_WORDS.search(text.replace(" a ", " ").replace(" an ", " ")))
+    if kind == "duration":
+        return bool(re.search(r"\d", text) or DURATION_UNITS.search(text))
+    if kind == "name":  # a capitalised word the question does not already give (any position)
+        asked = all_terms(question)
+        return any(word[0].isupper() and word.lower() not in STOPWORDS and _normal_word(word) not in asked
+                   for word in WORD.findall(text))
+    return True
 
 
 def support(sentence_terms: set[str], passage_terms: set[str]) -> float:
@@ -106,11 +189,11 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
                  min_support: float = 0.5) -> list[CheckedSentence]:
     """Split the model's reply into sentences with verified citations (see module docstring)."""
     # A byline answers "who wrote the article?": a passage with a known author carries those words.
-    # A byline answers "who wrote the article?": a passage with a known author carries those words.
     bylines = [" wrote written author article" if p.author else "" for p in passages]
     passage_terms = [content_terms(f"{p.title} {p.author} {p.text}{byline}") for p, byline in zip(passages, bylines, strict=True)]
     question_terms = content_terms(question)
-    known = all_terms(question + " " + " ".join(f"{p.title} {p.author} {p.text}" for p in passages))
+    question_all = all_terms(question)
+    sentences_of = [passage_sentences(p) for p in passages]
     checked: list[CheckedSentence] = []
     for raw in split_sentences(text):
         cites = [n for n in _marker_numbers(raw) if 1 <= n <= len(passages)]
@@ -133,10 +216,51 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
         # The supporting passage must be about the question too: sharing no term with it means
         # the sentence stitched passage words onto the question ("the API price is billions").
         anchored = [n for n in good if not question_terms or question_terms & passage_terms[n - 1]]
-        supported = bool(anchored) and not novel_facts(sentence, known)
-        good = anchored or good
-        checked.append(CheckedSentence(sentence, good, supported))
+        anchored = _add_second_source(content_terms(sentence), anchored, passage_terms, question_terms)
+        sentence_facts = facts(sentence)
+        cites, ungrounded = _ground_facts(sentence_facts, terms - sentence_facts, anchored, sentences_of,
+                                          passage_terms, question_terms, question_all)
+        checked.append(CheckedSentence(sentence, cites or good, bool(anchored) and not ungrounded))
     return checked
+
+
+def _add_second_source(terms: set[str], cites: list[int], passage_terms: list[set[str]],
+                       question_terms: set[str]) -> list[int]:
+    """A sentence that joins two articles ("X did A, and Y did B") cites the second one too: another
+    passage about the question that holds most of what the cited one lacks."""
+    if not cites:
+        return cites
+    uncovered = terms - set().union(*(passage_terms[n - 1] for n in cites))
+    if len(uncovered) < 2:
+        return cites
+    for n in range(1, len(passage_terms) + 1):
+        if n not in cites and question_terms & passage_terms[n - 1] \
+                and len(uncovered & passage_terms[n - 1]) * 2 >= len(uncovered):
+            return [*cites, n]
+    return cites
+
+
+def _ground_facts(sentence_facts: set[str], claim_terms: set[str], cites: list[int],
+                  sentences_of: list[list[_Sentence]],
+                  passage_terms: list[set[str]], question_terms: set[str],
+                  question_all: set[str]) -> tuple[list[int], set[str]]:
+    """Each fact must be grounded in a cited passage, or in another passage about the question
+    (which is then cited too). Returns the citations and the facts grounded nowhere."""
+    if not cites:
+        return cites, sentence_facts
+    cites = list(cites)
+    missing = set()
+    for fact in sentence_facts:
+        if any(grounded(fact, sentences_of[n - 1], question_terms, question_all, claim_terms) for n in cites):
+            continue
+        others = [n for n in range(1, len(sentences_of) + 1) if n not in cites
+                  and question_terms & passage_terms[n - 1]
+                  and grounded(fact, sentences_of[n - 1], question_terms, question_all, claim_terms)]
+        if others:
+            cites.append(others[0])
+        else:
+            missing.add(fact)
+    return cites, missing
 
 
 def _marker_numbers(text: str) -> list[int]:

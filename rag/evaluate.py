@@ -122,6 +122,7 @@ class QuestionResult:
     citation_coverage: float | None = None
     failure: str | None = None  # a key of FAILURE_KINDS
     model_output: str = ""  # the model's raw reply, before the checker
+    prompt_tokens: int | None = None
 
 
 def score(row: dict, answer: Answer) -> QuestionResult:
@@ -139,7 +140,7 @@ def score(row: dict, answer: Answer) -> QuestionResult:
                           contexts=data["contexts"], timings=data["timings"], llm=answer.llm,
                           citation_precision=precision, citation_coverage=coverage,
                           failure=failure_kind(answerable, answer.refused, correct, rank),
-                          model_output=answer.model_output or "")
+                          model_output=answer.model_output or "", prompt_tokens=answer.prompt_tokens)
 
 
 def citation_quality(answer: Answer, evidence: list[str]) -> tuple[float | None, float | None]:
@@ -219,6 +220,8 @@ def summarize(results: list[QuestionResult]) -> dict:
         values = [r.timings[key] for r in results if key in r.timings]
         summary[f"{key}_p50"] = _round(percentile(values, 50))
         summary[f"{key}_p95"] = _round(percentile(values, 95))
+    prompt_tokens = [r.prompt_tokens for r in results if r.prompt_tokens]
+    summary["prompt_tokens_p50"] = _round(percentile(prompt_tokens, 50))
     return summary
 
 

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_openai import ChatOpenAI
@@ -37,6 +38,20 @@ class Generator:
     name: str  # "<backend>/<model>", reported in every answer's ``llm`` field
     runnable: Runnable  # {"question": str, "passages": list[Passage]} -> str (streams)
     chat_model: Runnable | None = None  # for auxiliary calls (follow-up rewriting); None: extractive
+
+
+class UsageRecorder(BaseCallbackHandler):
+    """Collects the token counts a chat model reports (prompt length is what costs time on a CPU)."""
+
+    def __init__(self) -> None:
+        self.prompt_tokens: int | None = None
+
+    def on_llm_end(self, response, **kwargs) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                if usage:
+                    self.prompt_tokens = (self.prompt_tokens or 0) + usage.get("input_tokens", 0)
 
 
 BACKENDS: dict[str, Callable[[Settings], Generator]] = {}
@@ -106,5 +121,5 @@ def local_backend(settings: Settings) -> Generator:
     _server, base_url = llm_local.start_server(str(path), settings.llm_threads, settings.llm_ctx)
     chat = ChatOpenAI(base_url=base_url, api_key="local", model=spec.name, temperature=0,
                       max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout_s, max_retries=0,
-                      streaming=True)
+                      streaming=True, stream_usage=True)
     return chat_generator(f"local/{spec.name}", chat, prompt_style(settings, small_local_model=True))

@@ -85,6 +85,7 @@ class Answer:
     # The model's raw reply before the checker: kept for evaluation traces, never shown to readers
     # (it may hold the very claims the checker dropped), so not part of ``to_json``.
     model_output: str | None = None
+    prompt_tokens: int | None = None  # as the model counted them, when it reports usage
 
     def to_json(self) -> dict:
         return {
@@ -101,5 +102,6 @@ class Answer:
             ],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
             "llm": self.llm,
+            **({"prompt_tokens": self.prompt_tokens} if self.prompt_tokens else {}),
             **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
         }
