@@ -10,18 +10,23 @@ so they cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal
+from langchain_core.embeddings import Embeddings
+
+from rag.citations import all_terms, answers_kind, check_answer, expected_kinds, is_refusal
+from rag.context import estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
 from rag.prompt import REFUSAL, group_by_article
 from rag.retrieve import Filters, HybridRetriever, to_passage
 from rag.schema import Answer, Citation, Passage
 from rag.settings import Settings
+from rag.store import article_text
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +68,14 @@ def clean_question(question: str, max_chars: int) -> str:
     return text
 
 
-def estimate_tokens(text: str) -> int:
-    """Rough LLM token count (about 1.3 per word): good enough for a prompt budget, no tokenizer."""
-    return int(len(text.split()) * 1.3) + 8
-
-
 class Pipeline:
     def __init__(self, settings: Settings, retriever: HybridRetriever, generator: Generator,
-                 fallback: Generator | None = None) -> None:
+                 fallback: Generator | None = None, embeddings: Embeddings | None = None) -> None:
         self.settings = settings
         self.retriever = retriever
         self.generator = generator
         self.fallback = fallback
+        self.embeddings = embeddings  # scores sentences for the prompt (rag.context); None: by terms alone
 
     def ask(self, question: str, filters: Filters | None = None, id: str | None = None) -> Answer:
         for event in self.stream(question, filters):
@@ -88,7 +89,7 @@ class Pipeline:
         question = clean_question(question, self.settings.max_question_chars)
         docs = self.retriever.invoke(question, filters=filters or Filters())
         retrieve_ms = (time.perf_counter() - started) * 1000
-        passages = self.choose_passages([to_passage(d) for d in docs])
+        passages = self.choose_passages(question, [to_passage(d) for d in docs])
         yield Sources(passages)
 
         timings = {"retrieve_ms": retrieve_ms}
@@ -117,22 +118,37 @@ class Pipeline:
         timings["first_token_ms"] = ((first_token_at or finished) - started) * 1000
         timings["total_ms"] = (finished - started) * 1000
         name = used.name if used is self.generator else f"{used.name} (fallback: {self.generator.name} failed)"
-        answer = finalize(question, text, passages, timings, name)
+        answer = finalize(question, text, passages, timings, name, article_terms=functools.cache(self.article_terms))
         answer.prompt_tokens = usage.prompt_tokens
         yield Final(answer)
 
-    def choose_passages(self, candidates: list[Passage]) -> list[Passage]:
-        """The best passages that fit the prompt budget (prompt length is what costs time)."""
+    def choose_passages(self, question: str, candidates: list[Passage]) -> list[Passage]:
+        """What the model reads, within the prompt budget (prompt length is what costs time): the
+        best sentences of the top candidates, or the best passages whole (``RAG_CONTEXT_MODE``)."""
+        if self.settings.context_mode == "sentences":
+            shown = focus(question, candidates[: self.settings.candidate_passages], self.embeddings,
+                          budget_tokens=self.settings.context_tokens, max_passages=self.settings.top_k)
+            return group_by_article(shown)
         chosen: list[Passage] = []
         budget = self.settings.context_tokens
         for passage in candidates:
-            cost = estimate_tokens(passage.text)
+            cost = estimate_tokens(passage.text) + 6  # the "[n] " label and line
             if len(chosen) >= self.settings.top_k or (chosen and cost > budget):
                 break
             chosen.append(passage)
             budget -= cost
         # The prompt names each article once, so its passages sit together (and are numbered so).
         return group_by_article(chosen)
+
+    def article_terms(self, doc_id: str) -> set[str]:
+        """Every term of an indexed article (the checker asks when a question's name is in no passage)."""
+        try:
+            with self.retriever.live.reading() as store:
+                _meta, text = article_text(store, doc_id)
+        except Exception as exc:  # a store hiccup must not sink an answer: the name just stays unexcused
+            log.warning("cannot read article %s for the checker: %s", doc_id, exc)
+            return set()
+        return all_terms(text)
 
     def relevant_enough(self, passages: list[Passage]) -> bool:
         if not passages:
@@ -141,9 +157,10 @@ class Pipeline:
         return not dense or max(dense) >= self.settings.min_dense_score
 
 
-def finalize(question: str, text: str, passages: list[Passage], timings: dict, llm: str) -> Answer:
+def finalize(question: str, text: str, passages: list[Passage], timings: dict, llm: str, *,
+             article_terms: Callable[[str], set[str]] | None = None) -> Answer:
     """Turn the model's reply into an Answer with verified citations, or a refusal."""
-    sentences = check_answer(text, passages, question)
+    sentences = check_answer(text, passages, question, article_terms=article_terms)
     if not sentences or is_refusal(sentences[0].text):
         return refusal(question, passages, timings, llm, text)
     kept = [s for s in sentences if s.supported and not is_refusal(s.text)]
@@ -172,11 +189,12 @@ def refusal(question: str, passages: list[Passage], timings: dict, llm: str, mod
                   timings=timings, llm=llm, model_output=model_output)
 
 
-def build_pipeline(settings: Settings, retriever: HybridRetriever, generator: Generator | None = None) -> Pipeline:
+def build_pipeline(settings: Settings, retriever: HybridRetriever, generator: Generator | None = None,
+                   embeddings: Embeddings | None = None) -> Pipeline:
     generator = generator or make_generator(settings)
     fallback = None
     if settings.llm_fallback and not generator.name.startswith("extractive"):
         from rag.llm import BACKENDS
 
         fallback = BACKENDS["extractive"](settings)
-    return Pipeline(settings, retriever, generator, fallback)
+    return Pipeline(settings, retriever, generator, fallback, embeddings)

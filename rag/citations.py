@@ -25,6 +25,7 @@ is checked, judge-free, against the passages:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import Stemmer
@@ -119,18 +120,52 @@ def passage_sentences(passage: Passage) -> list[_Sentence]:
 
 def grounded(fact: str, sentences: list[_Sentence], question_terms: set[str], question_all: set[str],
              claim_terms: set[str]) -> bool:
-    """Is ``fact`` in one of these sentences, where that sentence is about the question (shares a
-    content word with it) or says what the answer says around the fact (at least half of the
-    answer sentence's own content words: questions are often paraphrased)? A fact the question
-    itself gives only needs to be there."""
+    """Is ``fact`` in one of these sentences, where that sentence is about the question — it shares
+    a content word with it, or its neighbours share two (questions are paraphrased, and a name is
+    often introduced a sentence before what is said of it) — or says what the answer says around
+    the fact (at least half of the answer sentence's own words)? A fact the question itself gives
+    only needs to be there."""
     claim = claim_terms - {fact}
-    for sentence in sentences:
+    for i, sentence in enumerate(sentences):
         if fact not in sentence.terms:
             continue
         if fact in question_all or (sentence.content - {fact}) & question_terms:
             return True
+        window = set().union(*(s.content for s in sentences[max(0, i - 1): i + 2])) - {fact}
+        if len(window & question_terms) >= 2:
+            return True
         if claim and len(sentence.content & claim) * 2 >= len(claim):
             return True
+    return False
+
+
+HOW_MANY = re.compile(r"\bhow (?:many|much)\b(.*)", re.I)
+
+
+def counted_terms(question: str) -> set[str]:
+    """What a "how many/much" question counts: the words after it up to the next stop word
+    ("how many separate AI bills had …" -> separ, ai, bill; "how much in damages can …" -> damag)."""
+    match = HOW_MANY.search(question)
+    if not match:
+        return set()
+    words = WORD.findall(match.group(1))
+    while words and words[0].lower() in STOPWORDS:
+        words.pop(0)
+    phrase = []
+    for word in words[:5]:
+        if word.lower() in STOPWORDS:
+            break
+        phrase.append(word)
+    return {_normal_word(w) for w in phrase if len(w) > 2} - {""}
+
+
+def counts_the_right_thing(numbers: set[str], counted: set[str], sentences: list[_Sentence]) -> bool:
+    """Does one of ``numbers`` stand in (or next to) a sentence that names what is counted?"""
+    for i, sentence in enumerate(sentences):
+        if numbers & sentence.terms:
+            window = set().union(*(s.content for s in sentences[max(0, i - 1): i + 2]))
+            if window & counted:
+                return True
     return False
 
 
@@ -185,15 +220,21 @@ def support(sentence_terms: set[str], passage_terms: set[str]) -> float:
     return len(sentence_terms & passage_terms) / len(sentence_terms)
 
 
-def check_answer(text: str, passages: list[Passage], question: str, *,
-                 min_support: float = 0.5) -> list[CheckedSentence]:
-    """Split the model's reply into sentences with verified citations (see module docstring)."""
+def check_answer(text: str, passages: list[Passage], question: str, *, min_support: float = 0.5,
+                 article_terms: Callable[[str], set[str]] | None = None) -> list[CheckedSentence]:
+    """Split the model's reply into sentences with verified citations (see module docstring).
+    ``article_terms(doc_id)`` gives every term of a whole article (None: only passages count)."""
     # A byline answers "who wrote the article?": a passage with a known author carries those words.
     bylines = [" wrote written author article" if p.author else "" for p in passages]
     passage_terms = [content_terms(f"{p.title} {p.author} {p.text}{byline}") for p, byline in zip(passages, bylines, strict=True)]
     question_terms = content_terms(question)
     question_all = all_terms(question)
+    counted = counted_terms(question)
     sentences_of = [passage_sentences(p) for p in passages]
+
+    def article_has(fact: str, cites: list[int]) -> bool:
+        return article_terms is not None and any(fact in article_terms(passages[n - 1].doc_id) for n in cites)
+
     checked: list[CheckedSentence] = []
     for raw in split_sentences(text):
         cites = [n for n in _marker_numbers(raw) if 1 <= n <= len(passages)]
@@ -219,8 +260,14 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
         anchored = _add_second_source(content_terms(sentence), anchored, passage_terms, question_terms)
         sentence_facts = facts(sentence)
         cites, ungrounded = _ground_facts(sentence_facts, terms - sentence_facts, anchored, sentences_of,
-                                          passage_terms, question_terms, question_all)
-        checked.append(CheckedSentence(sentence, cites or good, bool(anchored) and not ungrounded))
+                                          article_has, passage_terms, question_terms, question_all)
+        supported = bool(anchored) and not ungrounded
+        # "How many parameters?" answered with a number that counts executives is not an answer.
+        numbers = {f for f in sentence_facts if f[0].isdigit()}
+        if supported and counted and numbers - question_all and not any(
+                counts_the_right_thing(numbers - question_all, counted, sentences_of[n - 1]) for n in cites):
+            supported = False
+        checked.append(CheckedSentence(sentence, cites or good, supported))
     return checked
 
 
@@ -241,15 +288,19 @@ def _add_second_source(terms: set[str], cites: list[int], passage_terms: list[se
 
 
 def _ground_facts(sentence_facts: set[str], claim_terms: set[str], cites: list[int],
-                  sentences_of: list[list[_Sentence]],
+                  sentences_of: list[list[_Sentence]], article_has: Callable[[str, list[int]], bool],
                   passage_terms: list[set[str]], question_terms: set[str],
                   question_all: set[str]) -> tuple[list[int], set[str]]:
     """Each fact must be grounded in a cited passage, or in another passage about the question
-    (which is then cited too). Returns the citations and the facts grounded nowhere."""
+    (which is then cited too). A name the question gives may be missing from the passages (the
+    question names the source, "according to the White House fact sheet", or paraphrases), if it
+    is in the cited article or the sentence brings a grounded fact of its own; otherwise the answer
+    pins the question's subject on someone else's claim ("OpenAI responded by disabling access" from
+    a passage about Anthropic). Returns the citations and the facts grounded nowhere."""
     if not cites:
         return cites, sentence_facts
     cites = list(cites)
-    missing = set()
+    missing, excusable = set(), set()
     for fact in sentence_facts:
         if any(grounded(fact, sentences_of[n - 1], question_terms, question_all, claim_terms) for n in cites):
             continue
@@ -258,8 +309,15 @@ def _ground_facts(sentence_facts: set[str], claim_terms: set[str], cites: list[i
                   and grounded(fact, sentences_of[n - 1], question_terms, question_all, claim_terms)]
         if others:
             cites.append(others[0])
-        else:
+        elif fact in question_all and not article_has(fact, cites):
+            excusable.add(fact)
+        elif fact not in question_all:
             missing.add(fact)
+    # With a grounded fact of its own, the sentence answers about the passage, and the question's
+    # name was the asker's wording ("London" for "the UK"); with none, it is the name pinned on
+    # someone else's claim.
+    if excusable and not (sentence_facts - question_all - missing):
+        missing |= excusable
     return cites, missing
 
 

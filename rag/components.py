@@ -71,10 +71,11 @@ class Components:
         self.store()  # fail now, with a clear message, if there is no index
         live = self.live_store()
         return HybridRetriever(live=live, lexical=LexicalIndex(live), mode=self.settings.retrieval_mode,
-                               fetch_k=self.settings.fetch_k, k=max(8, self.settings.top_k))
+                               fetch_k=self.settings.fetch_k,
+                               k=max(8, self.settings.top_k, self.settings.candidate_passages))
 
     @cached_property
     def pipeline(self) -> Pipeline:
         from rag.answer import build_pipeline
 
-        return build_pipeline(self.settings, self.retriever, self.generator)
+        return build_pipeline(self.settings, self.retriever, self.generator, self.embedding_model)

@@ -2,7 +2,7 @@
 
 Question-set format: ``../shared/eval/README.md`` (README "Measuring answer quality"). Metrics:
 
-- evidence hit@1/3/5 and MRR — over ``contexts``, i.e. what the model was given; a context hits
+- evidence hit@1/3/5 and MRR — over ``contexts``, i.e. what the model was shown of each; a context hits
   when it contains one of the ``evidence`` strings (compared after collapsing whitespace and
   dropping HTML tags, ``*`` and backticks on both sides, case-insensitively);
 - correct — answerable questions answered (not refused) with every ``answer_must_include`` group;
@@ -128,7 +128,7 @@ class QuestionResult:
 def score(row: dict, answer: Answer) -> QuestionResult:
     answerable = row.get("answerable")
     evidence = row.get("evidence") or []
-    rank = evidence_rank([c.text for c in answer.contexts], evidence) if evidence else None
+    rank = evidence_rank([c.shown or c.text for c in answer.contexts], evidence) if evidence else None
     groups = row.get("answer_must_include")
     correct = None
     if answerable and groups:

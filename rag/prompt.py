@@ -62,7 +62,7 @@ def format_passages(passages: list[Passage]) -> str:
             if passage.author:
                 label += f", by {passage.author}"
             lines.append(f"Article: {_FENCE.sub('', label)}")
-        lines.append(f"[{n}] {_FENCE.sub('[passages', passage.text)}")
+        lines.append(f"[{n}] {_FENCE.sub('[passages', passage.shown or passage.text)}")
     return "<passages>\n" + "\n".join(lines) + "\n</passages>"
 
 

@@ -56,6 +56,7 @@ class Passage:
     end: int = 0
     score: float = 0.0  # fused rank score (higher is better)
     dense_score: float | None = None  # cosine similarity when the dense retriever saw it
+    shown: str = ""  # what the model was shown of ``text`` (its chosen sentences, rag.context); "" = all
 
 
 @dataclass
@@ -97,7 +98,7 @@ class Answer:
             "contexts": [
                 {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "text": p.text, "score": round(p.score, 6),
                  "title": p.title, "date": p.date, "section": p.section, "source": p.source,
-                 "start": p.start, "end": p.end}
+                 "start": p.start, "end": p.end, **({"shown": p.shown} if p.shown else {})}
                 for p in self.contexts
             ],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},

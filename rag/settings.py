@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     # --- retrieval ----------------------------------------------------------------------------
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     fetch_k: int = Field(30, description="Candidates taken from each retriever before fusion.")
+    context_mode: Literal["sentences", "passages"] = Field(
+        "sentences", description="sentences: the model reads the best sentences of the top candidate_passages "
+        "(rag.context); passages: the top passages whole.")
+    candidate_passages: int = Field(10, description="Retrieved passages whose sentences compete for the prompt.")
     top_k: int = Field(4, description="Passages given to the model at most.")
     context_tokens: int = Field(560, description="Token budget for the passages in the prompt.")
     min_dense_score: float = Field(
