@@ -109,12 +109,17 @@ class _Sentence:
     content: set[str]  # content words
 
 
-def passage_sentences(passage: Passage) -> list[_Sentence]:
-    """A passage's sentences, plus one for its article's title, author and date (facts such as a
-    report's year or issuer often live only there)."""
+AUTHORSHIP = re.compile(r"\b(who (wrote|authored|penned)|written by|author|byline|writer)\b", re.IGNORECASE)
+
+
+def passage_sentences(passage: Passage, with_author: bool = False) -> list[_Sentence]:
+    """A passage's sentences, plus one for its article's title and date (facts such as a report's
+    year or issuer often live only there) — and its author, only for questions about authorship:
+    a byline must not answer "who is the CEO?"."""
     from rag.chunk import readable_date
 
-    label = f"{passage.title} {passage.author} {readable_date(passage.date) if passage.date else ''}"
+    author = passage.author if with_author else ""
+    label = f"{passage.title} {author} {readable_date(passage.date) if passage.date else ''}"
     return [_Sentence(all_terms(s), content_terms(s)) for s in [label, *split_sentences(passage.text)]]
 
 
@@ -230,7 +235,7 @@ def check_answer(text: str, passages: list[Passage], question: str, *, min_suppo
     question_terms = content_terms(question)
     question_all = all_terms(question)
     counted = counted_terms(question)
-    sentences_of = [passage_sentences(p) for p in passages]
+    sentences_of = [passage_sentences(p, with_author=bool(AUTHORSHIP.search(question))) for p in passages]
 
     def article_has(fact: str, cites: list[int]) -> bool:
         return article_terms is not None and any(fact in article_terms(passages[n - 1].doc_id) for n in cites)

@@ -56,7 +56,7 @@ def focus(question: str, candidates: list[Passage], embeddings: Embeddings | Non
     sentences = [_Candidate(i, j, s) for i, p in enumerate(candidates) for j, s in enumerate(passage_sentences(p.text))]
     if not sentences:
         return []
-    _score(question, sentences, len(candidates), embeddings)
+    _score(question, sentences, candidates, embeddings)
 
     chosen: dict[int, list[_Candidate]] = {}
     budget = budget_tokens
@@ -78,18 +78,19 @@ def focus(question: str, candidates: list[Passage], embeddings: Embeddings | Non
     return shown
 
 
-def _score(question: str, sentences: list[_Candidate], passages: int, embeddings: Embeddings | None) -> None:
+def _score(question: str, sentences: list[_Candidate], candidates: list[Passage], embeddings: Embeddings | None) -> None:
     question_terms = content_terms(question)
     terms = [content_terms(s.text) for s in sentences]
     # Rarer terms weigh more (over the sentences in play), as in the extractive answerer.
     weight = {t: math.log(1 + len(sentences) / (1 + sum(t in ts for ts in terms))) for t in question_terms}
     total = sum(weight.values()) or 1.0
-    similarity = [0.0] * len(sentences)
+    # Without sentence vectors, a sentence inherits its passage's similarity (0 if only BM25 saw it).
+    similarity = [candidates[s.passage].dense_score or 0.0 for s in sentences]
     if embeddings is not None:
         query = embeddings.embed_query(question)
         vectors = embeddings.embed_documents([s.text for s in sentences])
         similarity = [sum(a * b for a, b in zip(query, v, strict=True)) for v in vectors]
     for sentence, sentence_terms, cosine in zip(sentences, terms, similarity, strict=True):
         lexical = sum(weight[t] for t in question_terms & sentence_terms) / total
-        rank_bonus = RANK_WEIGHT * (1 - sentence.passage / max(1, passages))
+        rank_bonus = RANK_WEIGHT * (1 - sentence.passage / max(1, len(candidates)))
         sentence.score = cosine + LEXICAL_WEIGHT * lexical + rank_bonus

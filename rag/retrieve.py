@@ -8,7 +8,6 @@ calibration between the two. Filters (article ids, a date range) apply to both s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +17,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from rag.chunk import chunk_body, date_number
+from rag.citations import AUTHORSHIP
 from rag.lexical import LexicalIndex
 from rag.schema import Passage
 from rag.store import LiveStore, store_errors
@@ -113,9 +113,6 @@ class HybridRetriever(BaseRetriever):
             doc.metadata = {**doc.metadata, "score": entry["score"], "dense_score": entry["dense"]}
             results.append(doc)
         return results
-
-
-AUTHORSHIP = re.compile(r"\b(who (wrote|authored|penned)|written by|author|byline|writer)\b", re.IGNORECASE)
 
 
 def expand_lexical_query(query: str) -> str:

@@ -49,8 +49,8 @@ class Settings(BaseSettings):
         "sentences", description="sentences: the model reads the best sentences of the top candidate_passages "
         "(rag.context); passages: the top passages whole.")
     candidate_passages: int = Field(10, description="Retrieved passages whose sentences compete for the prompt.")
-    top_k: int = Field(4, description="Passages given to the model at most.")
-    context_tokens: int = Field(560, description="Token budget for the passages in the prompt.")
+    top_k: int = Field(8, description="Passages given to the model at most (each as its chosen sentences).")
+    context_tokens: int = Field(300, description="Token budget for the passages in the prompt.")
     min_dense_score: float = Field(
         0.12, description="Cosine similarity below which the best passage counts as unrelated."
     )
