@@ -121,3 +121,36 @@ def test_first_start_assembly_reports_progress_per_part(tmp_path, monkeypatch, c
     # A second start finds the verified file and assembles nothing.
     ensure_model_file(spec, tmp_path / "models")
     assert "assembling" not in capsys.readouterr().err
+
+
+SECOND_ARTICLE = """# Kimi 2.7 Release Draws Scrutiny in Beijing
+
+Date: 2025-02-11
+
+China's Kimi 2.7 model was released by Moonshot AI in Beijing in January 2025. Regulators in
+Beijing opened a review of its cybersecurity uses three weeks after the release.
+"""
+
+
+def test_local_model_refuses_a_near_miss_and_answers_across_two_articles(tmp_path, embedding_model):
+    from rag.settings import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "kimi-release.md").write_text(SECOND_ARTICLE)
+    settings = Settings(data_dir=tmp_path / "data", llm="local", llm_fallback=False, _env_file=None,
+                        RAG_MODELS_DIR=REPO / "data" / "models")
+    parts = Components(settings, embedding_model=embedding_model)
+    index_articles(load_paths([corpus, REPO / "corpus"]).articles, store=parts.store(create=True),
+                   record_manager=open_record_manager(settings), chunker=parts.chunker)
+
+    # Near miss: on topic, names what the article names, asks for a figure it never gives.
+    near_miss = parts.pipeline.ask("How many parameters does Anthropic's Mythos 5 model have?")
+    assert near_miss.refused, near_miss.answer
+
+    # Two articles: the shipped one says which models were restricted, the other who made Kimi 2.7.
+    both = parts.pipeline.ask("Which Anthropic models did the export controls restrict, and which company "
+                              "released China's Kimi 2.7 model?")
+    assert not both.refused, both.answer
+    assert "Moonshot" in both.answer and ("Mythos" in both.answer or "Fable" in both.answer), both.answer
+    assert {c.doc_id for c in both.citations} >= {"kimi-release", "us-ai-export-controls-anthropic"}, both.citations
