@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from langchain_core.embeddings import Embeddings
 
 from rag.citations import all_terms, answers_kind, check_answer, expected_kinds, is_refusal
+from rag.confidence import answering_start, refusal_probability
 from rag.context import estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
 from rag.prompt import REFUSAL, group_by_article
@@ -118,9 +119,41 @@ class Pipeline:
         timings["first_token_ms"] = ((first_token_at or finished) - started) * 1000
         timings["total_ms"] = (finished - started) * 1000
         name = used.name if used is self.generator else f"{used.name} (fallback: {self.generator.name} failed)"
-        answer = finalize(question, text, passages, timings, name, article_terms=functools.cache(self.article_terms))
+        article_terms = functools.cache(self.article_terms)
+        answer = finalize(question, text, passages, timings, name, article_terms=article_terms)
+        if used is self.generator:
+            answer = self.second_opinion(answer, question, passages, usage, article_terms)
         answer.prompt_tokens = usage.prompt_tokens
+        answer.timings["total_ms"] = (time.perf_counter() - started) * 1000
         yield Final(answer)
+
+    def second_opinion(self, answer: Answer, question: str, passages: list[Passage], usage: UsageRecorder,
+                       article_terms: Callable[[str], set[str]]) -> Answer:
+        """Act on how likely the model was to refuse (``rag.confidence``): refuse an answer it nearly
+        withheld; re-ask, with an answering start written in, a refusal it was unsure of."""
+        p_refuse = refusal_probability(usage.first_steps)
+        answer.refusal_probability = p_refuse
+        if p_refuse is None:
+            return answer
+        if not answer.refused and p_refuse >= self.settings.refuse_above:
+            guessed = refusal(question, passages, answer.timings, answer.llm, answer.model_output)
+            guessed.refusal_probability = p_refuse
+            return guessed
+        start = answering_start(usage.first_steps)
+        if not (answer.refused and is_refusal(answer.model_output or "") and p_refuse < self.settings.reask_below
+                and start and self.generator.continuation is not None):
+            return answer
+        started = time.perf_counter()
+        try:
+            rest = self.generator.continuation.invoke({"question": question, "passages": passages, "start": start})
+        except Exception as exc:  # the first reply stands
+            log.warning("re-asking the model failed: %s", exc)
+            return answer
+        answer.timings["reask_ms"] = (time.perf_counter() - started) * 1000
+        retried = finalize(question, start + rest, passages, answer.timings, answer.llm, article_terms=article_terms)
+        retried.model_output = f"{answer.model_output}\n[re-asked, starting {start!r}] {start}{rest}"
+        retried.refusal_probability = p_refuse
+        return retried
 
     def choose_passages(self, question: str, candidates: list[Passage]) -> list[Passage]:
         """What the model reads, within the prompt budget (prompt length is what costs time): the

@@ -123,6 +123,7 @@ class QuestionResult:
     failure: str | None = None  # a key of FAILURE_KINDS
     model_output: str = ""  # the model's raw reply, before the checker
     prompt_tokens: int | None = None
+    refusal_probability: float | None = None
 
 
 def score(row: dict, answer: Answer) -> QuestionResult:
@@ -140,7 +141,8 @@ def score(row: dict, answer: Answer) -> QuestionResult:
                           contexts=data["contexts"], timings=data["timings"], llm=answer.llm,
                           citation_precision=precision, citation_coverage=coverage,
                           failure=failure_kind(answerable, answer.refused, correct, rank),
-                          model_output=answer.model_output or "", prompt_tokens=answer.prompt_tokens)
+                          model_output=answer.model_output or "", prompt_tokens=answer.prompt_tokens,
+                          refusal_probability=answer.refusal_probability)
 
 
 def citation_quality(answer: Answer, evidence: list[str]) -> tuple[float | None, float | None]:

@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_openai import ChatOpenAI
 
 from rag import llm_local
+from rag.confidence import TokenChoice
 from rag.extractive import extractive_answer
 from rag.prompt import make_prompt, prompt_inputs
 from rag.settings import Settings
@@ -38,13 +40,25 @@ class Generator:
     name: str  # "<backend>/<model>", reported in every answer's ``llm`` field
     runnable: Runnable  # {"question": str, "passages": list[Passage]} -> str (streams)
     chat_model: Runnable | None = None  # for auxiliary calls (follow-up rewriting); None: extractive
+    # The same call with the reply's start written in: {"question", "passages", "start"} -> the rest.
+    continuation: Runnable | None = None
 
 
 class UsageRecorder(BaseCallbackHandler):
-    """Collects the token counts a chat model reports (prompt length is what costs time on a CPU)."""
+    """Collects what a chat model reports beside its text: the prompt's token count (prompt length
+    is what costs time on a CPU) and the first tokens' probabilities (``rag.confidence``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, steps: int = 4) -> None:
         self.prompt_tokens: int | None = None
+        self.first_steps: list[TokenChoice] = []
+        self._steps = steps
+
+    def on_llm_new_token(self, token: str, *, chunk=None, **kwargs) -> None:
+        info = getattr(chunk, "generation_info", None) or {}
+        for entry in (info.get("logprobs") or {}).get("content") or []:
+            if len(self.first_steps) < self._steps:
+                self.first_steps.append(TokenChoice(entry["token"], entry["logprob"],
+                                                    {t["token"]: t["logprob"] for t in entry.get("top_logprobs", [])}))
 
     def on_llm_end(self, response, **kwargs) -> None:
         for generations in response.generations:
@@ -81,8 +95,12 @@ def make_generator(settings: Settings) -> Generator:
 def chat_generator(name: str, chat_model: Runnable, style: str = "cite") -> Generator:
     """``prompt | chat model | text``: the one chain every chat backend uses."""
     to_inputs = RunnableLambda(lambda x: prompt_inputs(x["question"], x["passages"]))
-    return Generator(name=name, runnable=to_inputs | make_prompt(style) | chat_model | StrOutputParser(),
-                     chat_model=chat_model)
+    prompt = make_prompt(style)
+    # llama.cpp (and most OpenAI-compatible servers) continue a final assistant message.
+    with_start = RunnableLambda(lambda x: [*prompt.invoke(prompt_inputs(x["question"], x["passages"])).to_messages(),
+                                           AIMessage(x["start"])])
+    return Generator(name=name, runnable=to_inputs | prompt | chat_model | StrOutputParser(),
+                     chat_model=chat_model, continuation=with_start | chat_model | StrOutputParser())
 
 
 def prompt_style(settings: Settings, small_local_model: bool) -> str:
@@ -121,5 +139,5 @@ def local_backend(settings: Settings) -> Generator:
     _server, base_url = llm_local.start_server(str(path), settings.llm_threads, settings.llm_ctx)
     chat = ChatOpenAI(base_url=base_url, api_key="local", model=spec.name, temperature=0,
                       max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout_s, max_retries=0,
-                      streaming=True, stream_usage=True)
+                      streaming=True, stream_usage=True, logprobs=True, top_logprobs=5)
     return chat_generator(f"local/{spec.name}", chat, prompt_style(settings, small_local_model=True))

@@ -87,6 +87,7 @@ class Answer:
     # (it may hold the very claims the checker dropped), so not part of ``to_json``.
     model_output: str | None = None
     prompt_tokens: int | None = None  # as the model counted them, when it reports usage
+    refusal_probability: float | None = None  # how likely the model was to refuse (rag.confidence)
 
     def to_json(self) -> dict:
         return {

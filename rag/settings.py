@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         "auto", description="cite: ask the model for [n] markers; plain: don't (better for the 1.5B); auto: plain "
         "for local models, cite for servers. Citations are verified and attached after generation either way."
     )
+    refuse_above: float = Field(
+        1.01, description="Refuse an answer the model was at least this likely to withhold (token probabilities, "
+        "local model); above 1: never.")
+    reask_below: float = Field(
+        0.8, description="Re-ask, with an answering start written in, when the model refused but was less than "
+        "this likely to; 0: never.")
     llm_fallback: bool = Field(True, description="Fall back to the extractive answerer if the LLM fails.")
     max_question_chars: int = 2000
 
