@@ -10,16 +10,15 @@ so they cannot drift apart.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
-from rag.citations import all_terms, answers_kind, check_answer, expected_kinds, is_refusal
+from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal
 from rag.confidence import answering_start, refusal_probability
 from rag.context import estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
@@ -27,7 +26,6 @@ from rag.prompt import REFUSAL, group_by_article
 from rag.retrieve import Filters, HybridRetriever, to_passage
 from rag.schema import Answer, Citation, Passage
 from rag.settings import Settings
-from rag.store import article_text
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +117,14 @@ class Pipeline:
         timings["first_token_ms"] = ((first_token_at or finished) - started) * 1000
         timings["total_ms"] = (finished - started) * 1000
         name = used.name if used is self.generator else f"{used.name} (fallback: {self.generator.name} failed)"
-        article_terms = functools.cache(self.article_terms)
-        answer = finalize(question, text, passages, timings, name, article_terms=article_terms)
+        answer = finalize(question, text, passages, timings, name)
         if used is self.generator:
-            answer = self.second_opinion(answer, question, passages, usage, article_terms)
+            answer = self.second_opinion(answer, question, passages, usage)
         answer.prompt_tokens = usage.prompt_tokens
         answer.timings["total_ms"] = (time.perf_counter() - started) * 1000
         yield Final(answer)
 
-    def second_opinion(self, answer: Answer, question: str, passages: list[Passage], usage: UsageRecorder,
-                       article_terms: Callable[[str], set[str]]) -> Answer:
+    def second_opinion(self, answer: Answer, question: str, passages: list[Passage], usage: UsageRecorder) -> Answer:
         """Act on how likely the model was to refuse (``rag.confidence``): refuse an answer it nearly
         withheld; re-ask, with an answering start written in, a refusal it was unsure of."""
         p_refuse = refusal_probability(usage.first_steps)
@@ -150,7 +146,7 @@ class Pipeline:
             log.warning("re-asking the model failed: %s", exc)
             return answer
         answer.timings["reask_ms"] = (time.perf_counter() - started) * 1000
-        retried = finalize(question, start + rest, passages, answer.timings, answer.llm, article_terms=article_terms)
+        retried = finalize(question, start + rest, passages, answer.timings, answer.llm)
         retried.model_output = f"{answer.model_output}\n[re-asked, starting {start!r}] {start}{rest}"
         retried.refusal_probability = p_refuse
         return retried
@@ -173,16 +169,6 @@ class Pipeline:
         # The prompt names each article once, so its passages sit together (and are numbered so).
         return group_by_article(chosen)
 
-    def article_terms(self, doc_id: str) -> set[str]:
-        """Every term of an indexed article (the checker asks when a question's name is in no passage)."""
-        try:
-            with self.retriever.live.reading() as store:
-                _meta, text = article_text(store, doc_id)
-        except Exception as exc:  # a store hiccup must not sink an answer: the name just stays unexcused
-            log.warning("cannot read article %s for the checker: %s", doc_id, exc)
-            return set()
-        return all_terms(text)
-
     def relevant_enough(self, passages: list[Passage]) -> bool:
         if not passages:
             return False
@@ -190,10 +176,9 @@ class Pipeline:
         return not dense or max(dense) >= self.settings.min_dense_score
 
 
-def finalize(question: str, text: str, passages: list[Passage], timings: dict, llm: str, *,
-             article_terms: Callable[[str], set[str]] | None = None) -> Answer:
+def finalize(question: str, text: str, passages: list[Passage], timings: dict, llm: str) -> Answer:
     """Turn the model's reply into an Answer with verified citations, or a refusal."""
-    sentences = check_answer(text, passages, question, article_terms=article_terms)
+    sentences = check_answer(text, passages, question)
     if not sentences or is_refusal(sentences[0].text):
         return refusal(question, passages, timings, llm, text)
     kept = [s for s in sentences if s.supported and not is_refusal(s.text)]

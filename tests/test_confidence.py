@@ -61,7 +61,7 @@ def recorded(steps: list[TokenChoice]) -> UsageRecorder:
 def test_an_unsure_refusal_is_asked_again_and_the_checked_answer_kept():
     pipe, asked = pipeline(" would save a minimum of $3.6 billion, USDA estimated.", reask_below=0.8)
     first = finalize(QUESTION, REFUSAL, PASSAGES, {}, "fake")
-    answer = pipe.second_opinion(first, QUESTION, PASSAGES, recorded(UNSURE_REFUSAL), lambda doc: set())
+    answer = pipe.second_opinion(first, QUESTION, PASSAGES, recorded(UNSURE_REFUSAL))
     assert asked == ["The USDA"]
     assert not answer.refused and "3.6 billion" in answer.answer and answer.citations[0].chunk_id == "a"
     assert "re-asked" in answer.model_output
@@ -70,7 +70,7 @@ def test_an_unsure_refusal_is_asked_again_and_the_checked_answer_kept():
 def test_a_sure_refusal_is_not_asked_again():
     pipe, asked = pipeline("unused", reask_below=0.8)
     first = finalize(QUESTION, REFUSAL, PASSAGES, {}, "fake")
-    answer = pipe.second_opinion(first, QUESTION, PASSAGES, recorded(SURE_REFUSAL), lambda doc: set())
+    answer = pipe.second_opinion(first, QUESTION, PASSAGES, recorded(SURE_REFUSAL))
     assert asked == [] and answer.refused
 
 
@@ -79,5 +79,5 @@ def test_an_answer_the_model_nearly_withheld_is_refused():
     nearly = [step("The", 0.9), step(" U", 0.5, _articles=0.45)]  # P(refuse) = 0.405
     first = finalize(QUESTION, "The U.S. would save a minimum of $3.6 billion.", PASSAGES, {}, "fake")
     assert not first.refused
-    answer = pipe.second_opinion(first, QUESTION, PASSAGES, recorded(nearly), lambda doc: set())
+    answer = pipe.second_opinion(first, QUESTION, PASSAGES, recorded(nearly))
     assert answer.refused and answer.refusal_probability > 0.4
