@@ -297,7 +297,7 @@ def build_evaluate_tab(staff: Staff) -> None:
             run_b = gr.Number(precision=0, label="Run B", elem_id="eval-run-b")
             compare_button = gr.Button("Compare", elem_id="eval-compare")
             list_button = gr.Button("List runs", elem_id="eval-list")
-        runs_table = gr.Dataframe(headers=["run", "when", "set", "llm", "correct", "refused", "hit@5"],
+        runs_table = gr.Dataframe(headers=["run", "when", "set", "llm", "correct", "refused", "hit@5", "trust"],
                                   interactive=False, elem_id="eval-runs")
         report = gr.HTML(elem_id="eval-report")
         gr.Markdown("### Readers' feedback (unreviewed, thumbs-down first)")

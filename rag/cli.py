@@ -217,7 +217,7 @@ def cmd_eval(args, settings: Settings) -> int:
             summary = run["summary"]
             print(f"{run['id']:>4}  {run['created_at']}  {run['code_version']:<14} {Path(run['question_set']).name:<28} "
                   f"correct {summary.get('correct')}  refused {summary.get('refused_unanswerable')}  "
-                  f"hit@5 {summary.get('hit@5')}  {summary.get('llm', '')}")
+                  f"hit@5 {summary.get('hit@5')}  trust {summary.get('trust_score')}  {summary.get('llm', '')}")
         return 0
     if args.compare:
         run_a, run_b = args.compare

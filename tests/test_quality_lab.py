@@ -121,3 +121,19 @@ def test_optional_judge_is_labelled_model_judged():
     refused = result("q2", False, refused=True)
     scores = judge([answered, refused], FakeListChatModel(responses=["YES", "NO"]))
     assert scores == {"judge_faithfulness (model-judged)": 1.0, "judge_relevancy (model-judged)": 0.0}
+
+
+def test_html_report_shows_the_failure_kinds_and_the_trust_score(tmp_path):
+    from rag.evaluate import failure_kind, summarize
+
+    results = [result("q1", True), result("q2", False, rank=2), result("q3", False, refused=True, rank=1),
+               result("q4", None, refused=False, rank=None, answerable=False)]
+    for r in results:
+        r.failure = failure_kind(r.answerable, r.refused, r.correct, r.evidence_rank)
+    store = RunStore(tmp_path / "eval.sqlite")
+    run_id = store.save("set.jsonl", {}, summarize(results), results)
+    page = run_report(*store.load(run_id))
+    assert "trust score <b>" in page
+    for kind in ("off_target", "refused_with_evidence", "unanswerable_answered"):
+        assert f"<tr><td>{kind}</td><td>1</td>" in page, kind
+    assert "<span class='muted'>off_target</span>" in page  # and per question
