@@ -23,7 +23,7 @@ from rag.confidence import answering_start, refusal_probability
 from rag.context import estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
 from rag.prompt import REFUSAL, group_by_article
-from rag.retrieve import Filters, HybridRetriever, to_passage
+from rag.retrieve import Filters, HybridRetriever, interleave, question_parts, to_passage
 from rag.schema import Answer, Citation, Passage
 from rag.settings import Settings
 
@@ -86,9 +86,13 @@ class Pipeline:
     def stream(self, question: str, filters: Filters | None = None) -> Iterator[Event]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
+        parts = question_parts(question)
         docs = self.retriever.invoke(question, filters=filters or Filters())
+        if parts:  # a compound question: what answers each half competes for the prompt too
+            docs = interleave([docs, *(self.retriever.invoke(p, filters=filters or Filters()) for p in parts)],
+                              k=max(len(docs), self.settings.candidate_passages))
         retrieve_ms = (time.perf_counter() - started) * 1000
-        passages = self.choose_passages(question, [to_passage(d) for d in docs])
+        passages = self.choose_passages(question, [to_passage(d) for d in docs], parts)
         yield Sources(passages)
 
         timings = {"retrieve_ms": retrieve_ms}
@@ -151,12 +155,13 @@ class Pipeline:
         retried.refusal_probability = p_refuse
         return retried
 
-    def choose_passages(self, question: str, candidates: list[Passage]) -> list[Passage]:
+    def choose_passages(self, question: str, candidates: list[Passage], parts: list[str] | None = None) -> list[Passage]:
         """What the model reads, within the prompt budget (prompt length is what costs time): the
         best sentences of the top candidates, or the best passages whole (``RAG_CONTEXT_MODE``)."""
         if self.settings.context_mode == "sentences":
             shown = focus(question, candidates[: self.settings.candidate_passages], self.embeddings,
-                          budget_tokens=self.settings.context_tokens, max_passages=self.settings.top_k)
+                          budget_tokens=self.settings.context_tokens, max_passages=self.settings.top_k,
+                          parts=parts or [])
             return group_by_article(shown)
         chosen: list[Passage] = []
         budget = self.settings.context_tokens

@@ -50,13 +50,15 @@ def estimate_tokens(text: str) -> int:
 
 
 def focus(question: str, candidates: list[Passage], embeddings: Embeddings | None, *, budget_tokens: int,
-          max_passages: int) -> list[Passage]:
+          max_passages: int, parts: list[str] = ()) -> list[Passage]:
     """The candidates that get a say, each with ``shown`` set to its chosen sentences, in order of
-    their best sentence. Without an embedding model, sentences are scored by shared terms alone."""
+    their best sentence. Without an embedding model, sentences are scored by shared terms alone.
+    For a compound question, a sentence's similarity is the best over the question and its
+    ``parts``, so each half's answer can win a place."""
     sentences = [_Candidate(i, j, s) for i, p in enumerate(candidates) for j, s in enumerate(passage_sentences(p.text))]
     if not sentences:
         return []
-    _score(question, sentences, candidates, embeddings)
+    _score(question, sentences, candidates, embeddings, list(parts))
 
     chosen: dict[int, list[_Candidate]] = {}
     budget = budget_tokens
@@ -78,7 +80,8 @@ def focus(question: str, candidates: list[Passage], embeddings: Embeddings | Non
     return shown
 
 
-def _score(question: str, sentences: list[_Candidate], candidates: list[Passage], embeddings: Embeddings | None) -> None:
+def _score(question: str, sentences: list[_Candidate], candidates: list[Passage], embeddings: Embeddings | None,
+           parts: list[str]) -> None:
     question_terms = content_terms(question)
     terms = [content_terms(s.text) for s in sentences]
     # Rarer terms weigh more (over the sentences in play), as in the extractive answerer.
@@ -87,9 +90,9 @@ def _score(question: str, sentences: list[_Candidate], candidates: list[Passage]
     # Without sentence vectors, a sentence inherits its passage's similarity (0 if only BM25 saw it).
     similarity = [candidates[s.passage].dense_score or 0.0 for s in sentences]
     if embeddings is not None:
-        query = embeddings.embed_query(question)
+        queries = [embeddings.embed_query(q) for q in [question, *parts]]
         vectors = embeddings.embed_documents([s.text for s in sentences])
-        similarity = [sum(a * b for a, b in zip(query, v, strict=True)) for v in vectors]
+        similarity = [max(sum(a * b for a, b in zip(query, v, strict=True)) for query in queries) for v in vectors]
     for sentence, sentence_terms, cosine in zip(sentences, terms, similarity, strict=True):
         lexical = sum(weight[t] for t in question_terms & sentence_terms) / total
         rank_bonus = RANK_WEIGHT * (1 - sentence.passage / max(1, len(candidates)))

@@ -8,6 +8,7 @@ calibration between the two. Filters (article ids, a date range) apply to both s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -118,6 +119,29 @@ class HybridRetriever(BaseRetriever):
 def expand_lexical_query(query: str) -> str:
     """Questions about who wrote an article should reach its "About the author" section."""
     return f"{query} author" if AUTHORSHIP.search(query) else query
+
+
+_WH = r"(?:(?:on|in|by|at|above|below|under|from|to|for|with|during|after|before)\s+)?(?:what|which|when|who|whom|whose|where|why|how)\b"
+COMPOUND = re.compile(rf"(?:[,;?]\s*(?:and\s+)?|\s+and\s+)(?={_WH})", re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions inside a compound one ("Which memo was it, and when was it signed?"), or
+    ``[]`` for a simple question. Each part is retrieved for on its own, so the article that
+    answers the second half competes too."""
+    parts = [p.strip(" ,;?") for p in COMPOUND.split(question)]
+    parts = [p for p in parts if len(p.split()) >= 3]
+    return parts if len(parts) > 1 else []
+
+
+def interleave(ranked_lists: list[list[Document]], k: int) -> list[Document]:
+    """Round-robin merge of several rankings, first occurrence wins, at most ``k``."""
+    merged: dict[str, Document] = {}
+    for rank in range(max((len(r) for r in ranked_lists), default=0)):
+        for ranking in ranked_lists:
+            if rank < len(ranking):
+                merged.setdefault(ranking[rank].id or ranking[rank].metadata.get("chunk_id", ""), ranking[rank])
+    return list(merged.values())[:k]
 
 
 def to_passage(doc: Document) -> Passage:
