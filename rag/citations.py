@@ -7,12 +7,15 @@ is checked, judge-free, against the passages:
 - A sentence's *support* by a passage is the share of its content words (stemmed, stop words
   and question words aside) that the passage contains. A sentence with no valid marker, or whose
   marker's passage does not support it, is re-pointed at the passage that supports it best.
-- Every number and name in a sentence must be *grounded*: found in a passage the sentence cites,
-  inside a sentence of that passage that is about the question (shares a content word with it).
-  A fact found only in an unrelated sentence is how a small model stitches ("Over 100 executives
-  signed" becoming "the model has 100 parameters"); a name from the question found in no passage is
-  how it attaches a company to claims about another. A fact grounded in a second passage adds that
-  passage to the sentence's citations (answers that need two articles).
+- Every number and name in a sentence must be *grounded* (``grounded``): found in a passage the
+  sentence cites, inside a sentence of that passage that is about the question (shares a content
+  word with it, or its neighbours share two) or that says what the answer says around it. A fact
+  found only in an unrelated sentence is how a small model stitches ("Over 100 executives signed"
+  becoming "the model has 100 parameters"). A number answering "how many X" must stand next to X.
+  A name the question gives but no passage holds is excused only when the sentence brings a
+  grounded fact of its own; otherwise it is the question's subject pinned on another's claim.
+  A fact grounded in a second passage adds that passage to the sentence's citations (answers that
+  need two articles).
 - A sentence with an ungrounded fact, or whose supporting passage shares no term with the
   question, is *unsupported* and dropped; if nothing supported is left, the answer is a refusal.
 - The answer must be of the question's kind (``expected_kinds``): "when" needs a date, "how
@@ -111,7 +114,7 @@ class _Sentence:
 AUTHORSHIP = re.compile(r"\b(who (wrote|authored|penned)|written by|author|byline|writer)\b", re.IGNORECASE)
 
 
-def passage_sentences(passage: Passage, with_author: bool = False) -> list[_Sentence]:
+def _sentences_of(passage: Passage, with_author: bool = False) -> list[_Sentence]:
     """A passage's sentences, plus one for its article's title and date (facts such as a report's
     year or issuer often live only there) — and its author, only for questions about authorship:
     a byline must not answer "who is the CEO?"."""
@@ -186,7 +189,7 @@ QUESTION_KINDS = [
 NUMBER_WORDS = re.compile(
     r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|"
     r"seventy|eighty|ninety|hundred|thousand|million|billion|trillion|half|quarter|third|dozen|dozens|hundreds|"
-    r"thousands|millions|billions|single|several|few|a|an)\b", re.I)
+    r"thousands|millions|billions|single|several|few)\b", re.I)
 DURATION_UNITS = re.compile(r"\b(seconds?|minutes?|hours?|days?|weeks?|months?|quarters?|years?|decades?|annual(ly)?|"
                             r"daily|weekly|monthly|yearly|biennial(ly)?)\b", re.I)
 MONTHS = re.compile(r"\b([Jj]an(uary)?|[Ff]eb(ruary)?|[Mm]arch|[Aa]pr(il)?|May|[Jj]une?|[Jj]uly?|[Aa]ug(ust)?|"
@@ -208,7 +211,7 @@ def answers_kind(kind: str, text: str, question: str) -> bool:
         return bool(YEAR.search(text) or MONTHS.search(text) or DAY_OR_TIME.search(text)
                     or re.search(r"\d{1,2}/\d{1,2}/\d{2,4}", text))
     if kind == "number":
-        return bool(re.search(r"\d", text) or NUMBER_WORDS.search(text.replace(" a ", " ").replace(" an ", " ")))
+        return bool(re.search(r"\d", text) or NUMBER_WORDS.search(text))
     if kind == "duration":
         return bool(re.search(r"\d", text) or DURATION_UNITS.search(text))
     if kind == "name":  # a capitalised word the question does not already give (any position)
@@ -233,7 +236,7 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
     question_terms = content_terms(question)
     question_all = all_terms(question)
     counted = counted_terms(question)
-    sentences_of = [passage_sentences(p, with_author=bool(AUTHORSHIP.search(question))) for p in passages]
+    sentences_of = [_sentences_of(p, with_author=bool(AUTHORSHIP.search(question))) for p in passages]
 
     checked: list[CheckedSentence] = []
     for raw in split_sentences(text):
