@@ -177,7 +177,9 @@ def counts_the_right_thing(numbers: set[str], counted: set[str], sentences: list
 
 
 QUESTION_KINDS = [
-    ("date", re.compile(r"\b(when|(what|which) (date|day|year|month)|by what (date|time)|since when)\b", re.I)),
+    # "When did/was …" asks for a date; "When GAO studied …, what did …" does not.
+    ("date", re.compile(r"\b(when (did|does|do|is|was|were|will|would|has|had|have|can|could|should|must|are)|"
+                        r"(what|which) (date|day|year|month)|by what (date|time)|since when)\b", re.I)),
     ("duration", re.compile(r"\bhow (long|often|soon)\b", re.I)),
     ("number", re.compile(r"\b(how (many|much|large|big|high|low|far)|by how much|what (share|percentage|percent|"
                           r"proportion|fraction|number|amount|sum|price|cost|rate|portion)|how many)\b", re.I)),

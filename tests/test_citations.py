@@ -101,6 +101,7 @@ def test_off_target_how_long_answered_without_a_duration_is_refused():
 
 def test_off_target_when_answered_without_a_date_is_refused():
     assert expected_kinds("When was the levy on ferry tickets imposed?") == ["date"]
+    assert expected_kinds("When the council met, what did skippers say about the levy?") == []  # a conjunction
     answer = finalize("When was the levy on ferry tickets imposed?",
                       "The island council imposed a levy on ferry tickets [1].", EXPORT, {}, "fake")
     assert answer.refused
