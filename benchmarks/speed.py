@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -30,7 +31,8 @@ SHARED = REPO.parent / "shared"
 
 
 def median_ms(values: list[float]) -> str:
-    return f"{statistics.median(values):8.1f} ms (p95 {sorted(values)[int(0.95 * (len(values) - 1))]:.1f})"
+    p95 = sorted(values)[max(0, math.ceil(0.95 * len(values)) - 1)]  # nearest rank
+    return f"{statistics.median(values):8.1f} ms (p95 {p95:.1f})"
 
 
 def build(settings, model, paths: list[Path]):
