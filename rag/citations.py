@@ -125,6 +125,11 @@ def _sentences_of(passage: Passage, with_author: bool = False) -> list[_Sentence
     return [_Sentence(all_terms(s), content_terms(s)) for s in [label, *split_sentences(passage.text)]]
 
 
+def _window(sentences: list[_Sentence], i: int) -> list[_Sentence]:
+    """Sentence ``i`` and its neighbours in the passage (the title line, at 0, is nobody's neighbour)."""
+    return sentences[i:i + 1] if i == 0 else sentences[max(1, i - 1): i + 2]
+
+
 def grounded(fact: str, sentences: list[_Sentence], question_terms: set[str], question_all: set[str],
              claim_terms: set[str]) -> bool:
     """Is ``fact`` in one of these sentences, where that sentence is about the question — it shares
@@ -138,7 +143,7 @@ def grounded(fact: str, sentences: list[_Sentence], question_terms: set[str], qu
             continue
         if fact in question_all or (sentence.content - {fact}) & question_terms:
             return True
-        window = set().union(*(s.content for s in sentences[max(0, i - 1): i + 2])) - {fact}
+        window = set().union(*(s.content for s in _window(sentences, i))) - {fact}
         if len(window & question_terms) >= 2:
             return True
         if claim and len(sentence.content & claim) * 2 >= len(claim):
@@ -170,8 +175,19 @@ def counts_the_right_thing(numbers: set[str], counted: set[str], sentences: list
     """Does one of ``numbers`` stand in (or next to) a sentence that names what is counted?"""
     for i, sentence in enumerate(sentences):
         if numbers & sentence.terms:
-            window = set().union(*(s.content for s in sentences[max(0, i - 1): i + 2]))
+            window = set().union(*(s.content for s in _window(sentences, i)))
             if window & counted:
+                return True
+    return False
+
+
+def stands_in_question_context(names: set[str], question_terms: set[str], sentences: list[_Sentence]) -> bool:
+    """Is one of ``names`` in (or next to) a sentence that shares two of the question's words? The
+    name that answers "which X did Y?" sits beside Y, not beside any mention of the topic."""
+    for i, sentence in enumerate(sentences):
+        if names & sentence.terms:
+            window = set().union(*(s.content for s in _window(sentences, i)))
+            if len((window - names) & question_terms) >= 2:
                 return True
     return False
 
@@ -238,6 +254,7 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
     question_terms = content_terms(question)
     question_all = all_terms(question)
     counted = counted_terms(question)
+    asks_name = "name" in expected_kinds(question)
     sentences_of = [_sentences_of(p, with_author=bool(AUTHORSHIP.search(question))) for p in passages]
 
     checked: list[CheckedSentence] = []
@@ -271,6 +288,11 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
         numbers = {f for f in sentence_facts if f[0].isdigit()}
         if supported and counted and numbers - question_all and not any(
                 counts_the_right_thing(numbers - question_all, counted, sentences_of[n - 1]) for n in cites):
+            supported = False
+        # "Which publication reported X?" answered with a publication named beside something else.
+        names = {f for f in sentence_facts if not f[0].isdigit()} - question_all
+        if supported and asks_name and names and not any(
+                stands_in_question_context(names, question_terms, sentences_of[n - 1]) for n in cites):
             supported = False
         checked.append(CheckedSentence(sentence, cites or good, supported))
     return checked
