@@ -253,6 +253,7 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
     passage_terms = [content_terms(f"{p.title} {p.author} {p.text}{byline}") for p, byline in zip(passages, bylines, strict=True)]
     question_terms = content_terms(question)
     question_all = all_terms(question)
+    question_names = facts(question)
     counted = counted_terms(question)
     asks_name = "name" in expected_kinds(question)
     sentences_of = [_sentences_of(p, with_author=bool(AUTHORSHIP.search(question))) for p in passages]
@@ -280,7 +281,8 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
         # the sentence stitched passage words onto the question ("the API price is billions").
         anchored = [n for n in good if not question_terms or question_terms & passage_terms[n - 1]]
         anchored = _add_second_source(content_terms(sentence), anchored, passage_terms, question_terms)
-        sentence_facts = facts(sentence)
+        # The question's own names count wherever they stand ("OpenAI responded …" opens a sentence).
+        sentence_facts = facts(sentence) | (all_terms(sentence) & question_names)
         cites, ungrounded = _ground_facts(sentence_facts, terms - sentence_facts, anchored, sentences_of,
                                           passage_terms, question_terms, question_all)
         supported = bool(anchored) and not ungrounded
@@ -344,7 +346,8 @@ def _ground_facts(sentence_facts: set[str], claim_terms: set[str], cites: list[i
     # With a grounded fact of its own, the sentence answers about the passage, and the question's
     # name was the asker's wording ("London" for "the UK"); with none, it is the name pinned on
     # someone else's claim.
-    if excusable and not (sentence_facts - question_all - missing):
+    own = {f for f in sentence_facts - question_all - missing if f[0].isdigit() or len(f) > 2}  # not "AI"
+    if excusable and not own:
         missing |= excusable
     return cites, missing
 
