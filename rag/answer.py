@@ -1,8 +1,10 @@
 """Stage 5 — answer: a question in, a cited ``Answer`` out (streamed as events on the way).
 
-    question ─► retrieve (hybrid) ─► choose passages ─► prompt ─► model ─► check citations ─► Answer
-                                         │ nothing relevant: refuse without asking the model
-    events:               Sources ───────┘          Token … Token                    Final
+    question ─► retrieve (hybrid; each half of a compound question too)
+             ─► choose sentences (rag.context) ─► prompt ─► model ─► check (rag.citations) ─► Answer
+                       │ nothing relevant: refuse without asking           │ an unsure refusal: ask again
+    events:  Sources ──┘                               Token … Token       │ with an answering start
+                                                                            └─► (rag.confidence)   Final
 
 Every front end (CLI, web chat, API, evaluation) calls ``Pipeline.stream`` or ``Pipeline.ask``,
 so they cannot drift apart.
