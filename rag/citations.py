@@ -61,18 +61,37 @@ class CheckedSentence:
 TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[[^\]]*\d[^\]]*\])+)")
 
 
+ABBREVIATION = re.compile(r"(?:^|\s)(?:No|Nos|Sec|Secs|Art|Inc|Corp|Co|Ltd|Mr|Mrs|Ms|Dr|St|Gen|Gov|Sen|Rep|"
+                          r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|v|vs|e\.g|i\.e|U\.S|[A-Z])\.$")
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences, each keeping the markers written after it ("It fell. [1] Then…" -> "It fell [1].")."""
+    """Sentences, each keeping the markers written after it ("It fell. [1] Then…" -> "It fell [1].").
+    "Public Act No. 22-15" and "U.S. Code" stay whole."""
     text = TRAILING_MARKERS.sub(r"\2\1", " ".join(text.split()))
-    return [s for s in SENTENCE_END.split(text) if s.strip()]
+    sentences: list[str] = []
+    for piece in SENTENCE_END.split(text):
+        if sentences and ABBREVIATION.search(sentences[-1]):
+            sentences[-1] += " " + piece
+        elif piece.strip():
+            sentences.append(piece)
+    return sentences
 
 
 def is_refusal(text: str) -> bool:
     return bool(REFUSAL_PATTERNS.search(text))
 
 
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
+_TENS = ["thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+NUMBER_NAMES = {name: str(n) for n, name in enumerate(_UNITS)} | {name: str(10 * n) for n, name in enumerate(_TENS, 3)}
+
+
 def _normal_word(word: str) -> str:
     word = word.lower().replace("’", "'").removesuffix("'s").strip("'-.,")
+    if word in NUMBER_NAMES:  # statutes write "sixty (60) days", answers "60 days"
+        return NUMBER_NAMES[word]
     return _STEMMER.stemWord(word.replace(",", "")) if word else ""
 
 

@@ -141,3 +141,15 @@ def test_a_sentence_that_needs_two_articles_cites_both():
                       EXPORT, {}, "fake")
     assert not answer.refused
     assert {c.chunk_id for c in answer.citations} == {"e1", "e2"}
+
+
+def test_abbreviations_do_not_end_sentences_and_number_words_match_digits():
+    from rag.citations import split_sentences
+
+    assert split_sentences("Public Act No. 22-15 gives sixty days. The U.S. Congress met.") == [
+        "Public Act No. 22-15 gives sixty days.", "The U.S. Congress met."]
+    statute = [Passage(chunk_id="s", doc_id="act", title="Privacy Act",
+                       text="The controller has sixty days to cure the violation after the notice.")]
+    answer = finalize("How long does the act give a controller to cure a violation?",
+                      "The controller has 60 days to cure the violation.", statute, {}, "fake")
+    assert not answer.refused
