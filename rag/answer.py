@@ -22,7 +22,7 @@ from langchain_core.embeddings import Embeddings
 
 from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal
 from rag.confidence import answering_start, refusal_probability
-from rag.context import estimate_tokens, focus
+from rag.context import SentenceVectors, estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
 from rag.prompt import REFUSAL, group_by_article
 from rag.retrieve import Filters, HybridRetriever, interleave, question_parts, to_passage
@@ -76,7 +76,8 @@ class Pipeline:
         self.retriever = retriever
         self.generator = generator
         self.fallback = fallback
-        self.embeddings = embeddings  # scores sentences for the prompt (rag.context); None: by terms alone
+        # Scores sentences for the prompt (rag.context); None: by shared terms alone.
+        self.sentence_vectors = SentenceVectors(embeddings) if embeddings is not None else None
 
     def ask(self, question: str, filters: Filters | None = None, id: str | None = None) -> Answer:
         for event in self.stream(question, filters):
@@ -161,7 +162,7 @@ class Pipeline:
         """What the model reads, within the prompt budget (prompt length is what costs time): the
         best sentences of the top candidates, or the best passages whole (``RAG_CONTEXT_MODE``)."""
         if self.settings.context_mode == "sentences":
-            shown = focus(question, candidates[: self.settings.candidate_passages], self.embeddings,
+            shown = focus(question, candidates[: self.settings.candidate_passages], self.sentence_vectors,
                           budget_tokens=self.settings.context_tokens, max_passages=self.settings.top_k,
                           parts=parts or [])
             return group_by_article(shown)

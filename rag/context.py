@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from langchain_core.embeddings import Embeddings
@@ -39,6 +41,36 @@ class _Candidate:
     score: float = 0.0
 
 
+class SentenceVectors:
+    """Sentence embeddings, remembered: related questions bring back the same passages, and
+    embedding their sentences is most of this stage's cost (~15 ms a sentence on 2 cores).
+    Bounded (least recently used out first) and safe to share between the app's threads."""
+
+    def __init__(self, embeddings: Embeddings, max_items: int = 20_000) -> None:
+        self.embeddings = embeddings
+        self.max_items = max_items
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def query(self, text: str) -> list[float]:
+        return self.embeddings.embed_query(text)
+
+    def sentences(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        vectors = dict(zip(missing, self.embeddings.embed_documents(missing), strict=True)) if missing else {}
+        with self._lock:
+            for text in texts:
+                if text in vectors:
+                    self._cache[text] = vectors[text]
+                else:
+                    vectors[text] = self._cache[text] if text in self._cache else self.embeddings.embed_query(text)
+                self._cache.move_to_end(text)
+            while len(self._cache) > self.max_items:
+                self._cache.popitem(last=False)
+        return [vectors[t] for t in texts]
+
+
 def passage_sentences(text: str) -> list[str]:
     """Sentences of a passage; list items and paragraphs never run into each other."""
     return [s for block in _BLOCKS.split(text) for s in split_sentences(block)]
@@ -49,7 +81,7 @@ def estimate_tokens(text: str) -> int:
     return int(len(text.split()) * 1.3) + 2
 
 
-def focus(question: str, candidates: list[Passage], embeddings: Embeddings | None, *, budget_tokens: int,
+def focus(question: str, candidates: list[Passage], embeddings: SentenceVectors | None, *, budget_tokens: int,
           max_passages: int, parts: list[str] = ()) -> list[Passage]:
     """The candidates that get a say, each with ``shown`` set to its chosen sentences, in order of
     their best sentence. Without an embedding model, sentences are scored by shared terms alone.
@@ -80,7 +112,7 @@ def focus(question: str, candidates: list[Passage], embeddings: Embeddings | Non
     return shown
 
 
-def _score(question: str, sentences: list[_Candidate], candidates: list[Passage], embeddings: Embeddings | None,
+def _score(question: str, sentences: list[_Candidate], candidates: list[Passage], embeddings: SentenceVectors | None,
            parts: list[str]) -> None:
     question_terms = content_terms(question)
     terms = [content_terms(s.text) for s in sentences]
@@ -90,8 +122,8 @@ def _score(question: str, sentences: list[_Candidate], candidates: list[Passage]
     # Without sentence vectors, a sentence inherits its passage's similarity (0 if only BM25 saw it).
     similarity = [candidates[s.passage].dense_score or 0.0 for s in sentences]
     if embeddings is not None:
-        queries = [embeddings.embed_query(q) for q in [question, *parts]]
-        vectors = embeddings.embed_documents([s.text for s in sentences])
+        queries = [embeddings.query(q) for q in [question, *parts]]
+        vectors = embeddings.sentences([s.text for s in sentences])
         similarity = [max(sum(a * b for a, b in zip(query, v, strict=True)) for query in queries) for v in vectors]
     for sentence, sentence_terms, cosine in zip(sentences, terms, similarity, strict=True):
         lexical = sum(weight[t] for t in question_terms & sentence_terms) / total

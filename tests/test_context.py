@@ -1,6 +1,8 @@
 """Choosing what the model reads: the best sentences of the retrieved passages, within a budget."""
 
-from rag.context import estimate_tokens, focus, passage_sentences
+from langchain_core.embeddings import FakeEmbeddings
+
+from rag.context import SentenceVectors, estimate_tokens, focus, passage_sentences
 from rag.prompt import format_passages
 from rag.schema import Passage
 
@@ -46,6 +48,23 @@ def test_sentences_kept_apart_are_joined_with_an_ellipsis_and_the_prompt_shows_o
 
 
 def test_sentence_vectors_find_a_paraphrase_that_shares_no_word(embedding_model):
-    shown = focus("What will it cost to deepen the waterway?", PASSAGES, embedding_model,
+    shown = focus("What will it cost to deepen the waterway?", PASSAGES, SentenceVectors(embedding_model),
                   budget_tokens=25, max_passages=4)
     assert "38 million" in shown[0].shown
+
+
+def test_sentence_vectors_are_remembered_within_a_bound():
+    class Counting(FakeEmbeddings):
+        embedded: list = []
+
+        def embed_documents(self, texts):
+            self.embedded.extend(texts)
+            return super().embed_documents(texts)
+
+    model = Counting(size=8)
+    vectors = SentenceVectors(model, max_items=3)
+    first = vectors.sentences(["a", "b", "a"])
+    assert model.embedded == ["a", "b"] and first[0] == first[2]
+    assert vectors.sentences(["b", "a"]) == [first[1], first[0]] and model.embedded == ["a", "b"]  # remembered
+    vectors.sentences(["c", "d"])  # "b" and "a" were used last before c and d: "b" is the oldest now
+    assert len(vectors._cache) == 3 and "b" not in vectors._cache
