@@ -231,7 +231,7 @@ DURATION_UNITS = re.compile(r"\b(seconds?|minutes?|hours?|days?|weeks?|months?|q
                             r"daily|weekly|monthly|yearly|biennial(ly)?)\b", re.I)
 MONTHS = re.compile(r"\b([Jj]an(uary)?|[Ff]eb(ruary)?|[Mm]arch|[Aa]pr(il)?|May|[Jj]une?|[Jj]uly?|[Aa]ug(ust)?|"
                     r"[Ss]ep(t(ember)?)?|[Oo]ct(ober)?|[Nn]ov(ember)?|[Dd]ec(ember)?)\b")  # "may" the verb is no date
-YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)s?\b")
+YEAR = re.compile(r"(?<![/\d])\b(1[89]\d\d|20\d\d)s?\b(?![/\d])")  # not Directive 2002/58/EC
 DAY_OR_TIME = re.compile(r"\b(\d{1,2}(:\d\d)?\s*(a\.?m\.?|p\.?m\.?)|noon|midnight|o'clock|mondays?|tuesdays?|"
                          r"wednesdays?|thursdays?|fridays?|saturdays?|sundays?|spring|summer|autumn|fall|winter|"
                          r"today|yesterday|tomorrow)(?!\w)", re.I)

@@ -1,7 +1,7 @@
 """Citation checking: phantom markers, repair, unsupported claims, refusals."""
 
 from rag.answer import finalize
-from rag.citations import check_answer, expected_kinds, is_refusal
+from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal
 from rag.schema import Passage
 
 PASSAGES = [
@@ -102,6 +102,8 @@ def test_off_target_how_long_answered_without_a_duration_is_refused():
 def test_off_target_when_answered_without_a_date_is_refused():
     assert expected_kinds("When was the levy on ferry tickets imposed?") == ["date"]
     assert expected_kinds("When the council met, what did skippers say about the levy?") == []  # a conjunction
+    assert not answers_kind("date", "By the date set in Directive 2002/58/EC.", "By what date?")
+    assert answers_kind("date", "By 31 October 2003.", "By what date?")
     answer = finalize("When was the levy on ferry tickets imposed?",
                       "The island council imposed a levy on ferry tickets [1].", EXPORT, {}, "fake")
     assert answer.refused
