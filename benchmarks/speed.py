@@ -119,7 +119,6 @@ def benchmark_llm(args: argparse.Namespace) -> None:
     rows = [json.loads(line) for line in args.questions.open() if line.strip()]
     count = min(args.llm_questions, len(rows))
     print(f"local 1.5B, {count} questions of {args.questions.name}")
-    current = run_elsewhere(REPO, args) if args.baseline else None
     if not args.baseline:
         sys.path.insert(0, str(REPO))
         current = measure_pipeline([r["question"] for r in rows[:count]], args.corpus, with_bare=True)
@@ -127,6 +126,7 @@ def benchmark_llm(args: argparse.Namespace) -> None:
         print(f"  {'bare model (baseline)':<28} first token {median_ms(current['bare_first_token_ms'])}"
               "   (same questions, no passages)")
         return
+    current = run_elsewhere(REPO, args)  # both sides in a process of their own, built the same way
     tree = worktree(args.baseline)
     try:
         baseline = run_elsewhere(tree, args)

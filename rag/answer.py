@@ -89,10 +89,10 @@ class Pipeline:
     def stream(self, question: str, filters: Filters | None = None) -> Iterator[Event]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-        parts = question_parts(question)
-        docs = self.retriever.invoke(question, filters=filters or Filters())
+        filters, parts = filters or Filters(), question_parts(question)
+        docs = self.retriever.invoke(question, filters=filters)
         if parts:  # a compound question: what answers each half competes for the prompt too
-            docs = interleave([docs, *(self.retriever.invoke(p, filters=filters or Filters()) for p in parts)],
+            docs = interleave([docs, *(self.retriever.invoke(p, filters=filters) for p in parts)],
                               k=max(len(docs), self.settings.candidate_passages))
         retrieve_ms = (time.perf_counter() - started) * 1000
         passages = self.choose_passages(question, [to_passage(d) for d in docs], parts)

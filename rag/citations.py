@@ -27,7 +27,9 @@ is checked, judge-free, against the passages:
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import Stemmer
@@ -112,6 +114,11 @@ def content_terms(text: str) -> set[str]:
     return terms
 
 
+def rarity_weights(question_terms: set[str], term_sets: list[set[str]]) -> dict[str, float]:
+    """Each question term's weight over these sentences: rarer terms weigh more (an IDF)."""
+    return {t: math.log(1 + len(term_sets) / (1 + sum(t in ts for ts in term_sets))) for t in question_terms}
+
+
 def facts(sentence: str) -> set[str]:
     """The numbers and capitalised names in ``sentence``, normalised (sentence-initial words aside:
     they are capitalised anyway)."""
@@ -149,6 +156,13 @@ def _window(sentences: list[_Sentence], i: int) -> list[_Sentence]:
     return sentences[i:i + 1] if i == 0 else sentences[max(1, i - 1): i + 2]
 
 
+def _windows(terms: set[str], sentences: list[_Sentence]) -> Iterator[tuple[_Sentence, set[str]]]:
+    """Each sentence holding one of ``terms``, with the content words of it and its neighbours."""
+    for i, sentence in enumerate(sentences):
+        if terms & sentence.terms:
+            yield sentence, set().union(*(s.content for s in _window(sentences, i)))
+
+
 def grounded(fact: str, sentences: list[_Sentence], question_terms: set[str], question_all: set[str],
              claim_terms: set[str]) -> bool:
     """Is ``fact`` in one of these sentences, where that sentence is about the question — it shares
@@ -157,13 +171,10 @@ def grounded(fact: str, sentences: list[_Sentence], question_terms: set[str], qu
     the fact (at least half of the answer sentence's own words)? A fact the question itself gives
     only needs to be there."""
     claim = claim_terms - {fact}
-    for i, sentence in enumerate(sentences):
-        if fact not in sentence.terms:
-            continue
+    for sentence, window in _windows({fact}, sentences):
         if fact in question_all or (sentence.content - {fact}) & question_terms:
             return True
-        window = set().union(*(s.content for s in _window(sentences, i))) - {fact}
-        if len(window & question_terms) >= 2:
+        if len((window - {fact}) & question_terms) >= 2:
             return True
         if claim and len(sentence.content & claim) * 2 >= len(claim):
             return True
@@ -192,23 +203,13 @@ def counted_terms(question: str) -> set[str]:
 
 def counts_the_right_thing(numbers: set[str], counted: set[str], sentences: list[_Sentence]) -> bool:
     """Does one of ``numbers`` stand in (or next to) a sentence that names what is counted?"""
-    for i, sentence in enumerate(sentences):
-        if numbers & sentence.terms:
-            window = set().union(*(s.content for s in _window(sentences, i)))
-            if window & counted:
-                return True
-    return False
+    return any(window & counted for _sentence, window in _windows(numbers, sentences))
 
 
 def stands_in_question_context(names: set[str], question_terms: set[str], sentences: list[_Sentence]) -> bool:
     """Is one of ``names`` in (or next to) a sentence that shares two of the question's words? The
     name that answers "which X did Y?" sits beside Y, not beside any mention of the topic."""
-    for i, sentence in enumerate(sentences):
-        if names & sentence.terms:
-            window = set().union(*(s.content for s in _window(sentences, i)))
-            if len((window - names) & question_terms) >= 2:
-                return True
-    return False
+    return any(len((window - names) & question_terms) >= 2 for _sentence, window in _windows(names, sentences))
 
 
 QUESTION_KINDS = [

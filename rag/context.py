@@ -17,7 +17,6 @@ see the whole passage, so nothing is taken out of context.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections import OrderedDict
@@ -25,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from langchain_core.embeddings import Embeddings
 
-from rag.citations import content_terms, split_sentences
+from rag.citations import content_terms, rarity_weights, split_sentences
 from rag.schema import Passage
 
 LEXICAL_WEIGHT = 0.35  # how much the shared-terms share adds to the cosine similarity
@@ -57,14 +56,13 @@ class SentenceVectors:
 
     def sentences(self, texts: list[str]) -> list[list[float]]:
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        vectors = dict(zip(missing, self.embeddings.embed_documents(missing), strict=True)) if missing else {}
+            vectors = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = list(dict.fromkeys(t for t in texts if t not in vectors))
+        if missing:  # embedded outside the lock: another question may embed meanwhile
+            vectors.update(zip(missing, self.embeddings.embed_documents(missing), strict=True))
         with self._lock:
             for text in texts:
-                if text in vectors:
-                    self._cache[text] = vectors[text]
-                else:
-                    vectors[text] = self._cache[text] if text in self._cache else self.embeddings.embed_query(text)
+                self._cache[text] = vectors[text]
                 self._cache.move_to_end(text)
             while len(self._cache) > self.max_items:
                 self._cache.popitem(last=False)
@@ -105,10 +103,10 @@ def focus(question: str, candidates: list[Passage], embeddings: SentenceVectors 
     shown = []
     for index, picked in chosen.items():  # insertion order: by each passage's best sentence
         picked.sort(key=lambda s: s.order)
-        parts = [picked[0].text]
+        pieces = [picked[0].text]
         for before, after in zip(picked, picked[1:], strict=False):
-            parts.append(("" if after.order == before.order + 1 else "… ") + after.text)
-        shown.append(replace(candidates[index], shown=" ".join(parts)))
+            pieces.append(("" if after.order == before.order + 1 else "… ") + after.text)
+        shown.append(replace(candidates[index], shown=" ".join(pieces)))
     return shown
 
 
@@ -116,8 +114,7 @@ def _score(question: str, sentences: list[_Candidate], candidates: list[Passage]
            parts: list[str]) -> None:
     question_terms = content_terms(question)
     terms = [content_terms(s.text) for s in sentences]
-    # Rarer terms weigh more (over the sentences in play), as in the extractive answerer.
-    weight = {t: math.log(1 + len(sentences) / (1 + sum(t in ts for ts in terms))) for t in question_terms}
+    weight = rarity_weights(question_terms, terms)  # rarer terms weigh more, as in the extractive answerer
     total = sum(weight.values()) or 1.0
     # Without sentence vectors, a sentence inherits its passage's similarity (0 if only BM25 saw it).
     similarity = [candidates[s.passage].dense_score or 0.0 for s in sentences]

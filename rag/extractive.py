@@ -9,9 +9,7 @@ third of the question's weight: the articles don't say.
 
 from __future__ import annotations
 
-import math
-
-from rag.citations import content_terms, split_sentences
+from rag.citations import content_terms, rarity_weights, split_sentences
 from rag.prompt import REFUSAL
 from rag.schema import Passage
 
@@ -21,8 +19,7 @@ def extractive_answer(question: str, passages: list[Passage], max_sentences: int
     if not question_terms or not passages:
         return REFUSAL
     sentences = [(n, s, content_terms(s)) for n, p in enumerate(passages, 1) for s in split_sentences(p.text)]
-    document_frequency = {t: sum(t in terms for _, _, terms in sentences) for t in question_terms}
-    weight = {t: math.log(1 + len(sentences) / (1 + df)) for t, df in document_frequency.items()}
+    weight = rarity_weights(question_terms, [terms for _, _, terms in sentences])
     total = sum(weight.values())
     scored = []
     for n, sentence, terms in sentences:

@@ -84,18 +84,22 @@ EXPORT = [
 ]
 
 
+def ferry_answer(question: str, reply: str):
+    return finalize(question, reply, EXPORT, {}, "fake")
+
+
 def test_off_target_which_publication_answered_without_a_name_is_refused():
-    answer = finalize("Which newspaper reported that the council imposed a levy on ferry tickets?",
-                      "The council imposed a levy on ferry tickets [1].", EXPORT, {}, "fake")
+    answer = ferry_answer("Which newspaper reported that the council imposed a levy on ferry tickets?",
+                          "The council imposed a levy on ferry tickets [1].")
     assert answer.refused
 
 
 def test_off_target_how_long_answered_without_a_duration_is_refused():
-    answer = finalize("How long does the review board have to examine the levy?",
-                      "A review board will examine the levy [2].", EXPORT, {}, "fake")
+    answer = ferry_answer("How long does the review board have to examine the levy?",
+                          "A review board will examine the levy [2].")
     assert answer.refused
-    kept = finalize("How long does the review board have to examine the levy?",
-                    "The board will examine the levy within six months [2].", EXPORT, {}, "fake")
+    kept = ferry_answer("How long does the review board have to examine the levy?",
+                        "The board will examine the levy within six months [2].")
     assert not kept.refused and kept.citations[0].chunk_id == "e2"
 
 
@@ -104,43 +108,41 @@ def test_off_target_when_answered_without_a_date_is_refused():
     assert expected_kinds("When the council met, what did skippers say about the levy?") == []  # a conjunction
     assert not answers_kind("date", "By the date set in Directive 2002/58/EC.", "By what date?")
     assert answers_kind("date", "By 31 October 2003.", "By what date?")
-    answer = finalize("When was the levy on ferry tickets imposed?",
-                      "The island council imposed a levy on ferry tickets [1].", EXPORT, {}, "fake")
+    answer = ferry_answer("When was the levy on ferry tickets imposed?",
+                          "The island council imposed a levy on ferry tickets [1].")
     assert answer.refused
 
 
 def test_a_number_taken_from_an_unrelated_sentence_is_not_an_answer():
     # "100" is in the passage, but in a sentence about skippers, not about the question's subject.
-    answer = finalize("How many crew does each council ferry carry?", "Each council ferry carries 100 crew [1].",
-                      EXPORT, {}, "fake")
+    answer = ferry_answer("How many crew does each council ferry carry?", "Each council ferry carries 100 crew [1].")
     assert answer.refused
 
 
 def test_a_name_from_the_question_attached_to_claims_about_others_is_dropped():
-    answer = finalize("How did Bayline Shipping respond to the levy on ferry tickets?",
-                      "Bayline Shipping responded by opposing the levy on ferry tickets [1].", EXPORT, {}, "fake")
+    answer = ferry_answer("How did Bayline Shipping respond to the levy on ferry tickets?",
+                          "Bayline Shipping responded by opposing the levy on ferry tickets [1].")
     assert answer.refused
 
 
 def test_the_wrong_publication_is_not_grounded_by_a_sentence_about_something_else():
-    answer = finalize("Which newspaper reported the levy on ferry tickets?",
-                      "The Coast Courier reported the levy on ferry tickets [2].", EXPORT, {}, "fake")
+    answer = ferry_answer("Which newspaper reported the levy on ferry tickets?",
+                          "The Coast Courier reported the levy on ferry tickets [2].")
     assert answer.refused
-    right = finalize("Which newspaper reported the levy on ferry tickets?",
-                     "The Harbour Gazette reported the levy on ferry tickets [1].", EXPORT, {}, "fake")
+    right = ferry_answer("Which newspaper reported the levy on ferry tickets?",
+                         "The Harbour Gazette reported the levy on ferry tickets [1].")
     assert not right.refused and "Gazette" in right.answer
 
 
 def test_an_answer_stated_verbatim_in_the_top_passage_is_kept_even_when_the_question_is_paraphrased():
-    answer = finalize("By what share did passenger reservations drop after the ferry levy?",
-                      "Operators said bookings fell 12 percent [1].", EXPORT, {}, "fake")
+    answer = ferry_answer("By what share did passenger reservations drop after the ferry levy?",
+                          "Operators said bookings fell 12 percent [1].")
     assert not answer.refused and answer.citations[0].chunk_id == "e1"
 
 
 def test_a_sentence_that_needs_two_articles_cites_both():
-    answer = finalize("How many skippers opposed the levy, and how many members sit on the review board?",
-                      "Over 100 skippers signed a letter against the levy, and the review board has five members.",
-                      EXPORT, {}, "fake")
+    answer = ferry_answer("How many skippers opposed the levy, and how many members sit on the review board?",
+                          "Over 100 skippers signed a letter against the levy, and the review board has five members.")
     assert not answer.refused
     assert {c.chunk_id for c in answer.citations} == {"e1", "e2"}
 
