@@ -282,16 +282,20 @@ class Parsed:
     source: str = ""
 
 
+# Every pattern here runs on untrusted lines of any length, so each one is linear: no two
+# adjacent quantifiers can match the same characters (a 100 KB line of spaces or brackets
+# must not hold the index lock; tests/test_hostile.py feeds them). Trimming is done in Python.
+
 # "Date: 2025-01-14", "**Publication Date:** 04/21/2026", "Author(s): ..." — the value after the colon.
-HEADER_LINE = re.compile(r"^\s*[*_]*([A-Za-z][A-Za-z .()]{0,30}?)\s*:[*_]*\s*(.+?)\s*$")
+HEADER_LINE = re.compile(r"^[*_]*([A-Za-z][A-Za-z .()]{0,30}):[*_]*(.+)$")
 HEADER_KEYS = {
     "date": "date", "published": "date", "publication date": "date", "source": "source", "url": "source",
     "author": "author", "authors": "author", "author(s)": "author", "by": "author",
 }
 RULE_LINE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
-MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(\S.*)$")  # the text: trailing "#"s are trimmed by _heading_text
 LIST_ITEM = re.compile(r"^\s*([-*+•]|\d+[.)])\s+")
-MD_LINK = re.compile(r"!\[[^\]]*\]\([^)]*\)|\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)")
+MD_LINK = re.compile(r"!\[[^\[\]]*\]\([^()]*\)|\[([^\[\]]+)\]\((?:[^()]|\([^()]*\))*\)")
 
 
 def parse_markup(text: str, *, markdown: bool) -> Parsed:
@@ -317,7 +321,7 @@ def _read_header(lines: list[str], parsed: Parsed, markdown: bool) -> int:
         first = lines[i].strip()
         heading = MD_HEADING.match(first) if markdown else None
         if heading:
-            parsed.title, i = _strip_inline(heading.group(2)), i + 1
+            parsed.title, i = _strip_inline(_heading_text(heading)), i + 1
         elif _looks_like_heading(first) and not HEADER_LINE.match(first):
             parsed.title, i = first, i + 1
     # Header lines may follow the title, separated by blank lines.
@@ -333,9 +337,9 @@ def _read_header(lines: list[str], parsed: Parsed, markdown: bool) -> int:
             i = j
             continue
         # A header line is "Key: value" with a short key; "Date" etc. are kept, the rest skipped.
-        if not match or (match.group(1).lower() not in HEADER_KEYS and not line.startswith("*")):
+        if not match or (match.group(1).strip().lower() not in HEADER_KEYS and not line.startswith("*")):
             break
-        key, value = HEADER_KEYS.get(match.group(1).lower()), match.group(2)
+        key, value = HEADER_KEYS.get(match.group(1).strip().lower()), match.group(2).strip()
         if key == "date":
             parsed.date = parsed.date or normalise_date(value)
         elif key == "source":
@@ -387,7 +391,7 @@ def _blocks_of(lines: list[str], markdown: bool) -> list[tuple[str, str]]:
             blocks.append(("para", stripped))
         elif heading:
             flush()
-            blocks.append(("heading", _strip_inline(heading.group(2))))
+            blocks.append(("heading", _strip_inline(_heading_text(heading))))
         elif markdown and (LIST_ITEM.match(line) or stripped.startswith("|")):
             flush()
             buffer.append(stripped)
@@ -402,6 +406,15 @@ def _blocks_of(lines: list[str], markdown: bool) -> list[tuple[str, str]]:
             buffer.append(stripped)
     flush()
     return [(kind, _collapse_spaces(text)) for kind, text in blocks if text.strip()]
+
+
+def _heading_text(match: re.Match) -> str:
+    """"## Title ##" → "Title" (closing hashes only count after a space, as in CommonMark)."""
+    text = match.group(2).strip()
+    without = text.rstrip("#")
+    if without != text and (not without or without[-1] in " \t"):
+        text = without.strip()
+    return text
 
 
 def _is_link_list(line: str) -> bool:
@@ -426,7 +439,13 @@ def _strip_inline(text: str) -> str:
     return html.unescape(MD_LINK.sub(lambda m: m.group(1) or "", text))
 
 
+PUNCTUATION_RUN = re.compile(r"([^\w\s])\1{16,}")
+
+
 def _collapse_spaces(text: str) -> str:
+    """Runs of spaces to one; decoration runs ("=====", 100 KB of "[") to 16 characters, which
+    also spares the chunker from splitting a run character by character."""
+    text = PUNCTUATION_RUN.sub(lambda m: m.group(1) * 16, text)
     return re.sub(r"[ \t\u00a0\u2009\u202f]+", " ", text).strip()
 
 
