@@ -21,6 +21,7 @@ from rag.followup import rewrite_question
 from rag.index import IndexBusyError, list_articles
 from rag.load import normalise_date
 from rag.present import answer_html, passage_card, sources_html
+from rag.redact import redact_logs
 from rag.retrieve import Filters
 from rag.schema import Answer
 from rag.settings import Settings
@@ -114,9 +115,6 @@ class ChatService:
         except Exception as exc:
             return {"question": question, "error": user_message(exc)}
 
-    def public_settings(self) -> dict:
-        return self.settings.model_dump(mode="json", exclude={"llm_api_key", "chroma_token", "admin_password",
-                                                              "staff_password"})
 
 
 def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
@@ -133,10 +131,11 @@ def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
 
 def user_message(exc: Exception) -> str:
     """A readable sentence for the chat: never a traceback, never a secret."""
-    from rag.store import StoreError
-
-    if isinstance(exc, QuestionError | StoreError):
+    if isinstance(exc, QuestionError):
         return str(exc)[:500]
+    if isinstance(exc, StoreError):  # its message names paths and hosts: for the log only
+        log.error("the index failed: %s", exc)
+        return exc.reader_message
     name = type(exc).__name__
     if "Connection" in name or "Timeout" in name or "APIError" in name:
         return "The language model is not reachable right now. Please try again in a moment."
@@ -242,7 +241,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                 return state, "Only answers can be rated."
             rating = 1 if data.liked else -1
             state.last_feedback_id = service.feedback.record(
-                answer_from_json(answer), rating=rating, settings=service.public_settings())
+                answer_from_json(answer), rating=rating, settings=service.settings.public())
             return state, "Thanks — feedback saved." + (" Add a comment below if you like." if rating < 0 else "")
 
         chatbot.like(rate, [session], [session, status], api_visibility="private")
@@ -417,6 +416,7 @@ def answer_from_json(data: dict) -> Answer:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logs()
     settings = Settings()
     components = Components(settings)
     service = ChatService(components, FeedbackStore(settings.data_dir / "app.sqlite"))

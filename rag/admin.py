@@ -92,15 +92,34 @@ class Admin:
         return run_indexing(self.components, sources, progress=progress)
 
     def remove(self, password: str, doc_ids: list[str]) -> dict[str, int]:
+        """Remove indexed articles and their uploaded files. Ids come from the browser, so each must
+        be an indexed article's (or an upload's) id, and only files directly inside the uploads
+        folder are ever deleted."""
         self.check(password)
         if not doc_ids:
             raise AdminError("choose articles to remove")
-        from rag.index import indexer_lock
+        from rag.index import indexed_doc_ids, indexer_lock
 
+        record_manager = open_record_manager(self.settings)
+        known = set(indexed_doc_ids(record_manager)) | set(self._uploads_by_id())
+        unknown = [d for d in doc_ids if d not in known or d != safe_doc_id(d)]
+        if unknown:
+            raise AdminError("no such article: " + ", ".join(repr(d[:80]) for d in unknown[:5]))
         with indexer_lock(self.settings, wait=False):
-            removed = remove_articles(doc_ids, store=self.components.store(),
-                                      record_manager=open_record_manager(self.settings))
+            removed = remove_articles(doc_ids, store=self.components.store(), record_manager=record_manager)
+        uploads = self._uploads_by_id()
         for doc_id in doc_ids:  # an uploaded file would come back on the next re-index
-            for upload in self.uploads.glob(f"{doc_id}.*") if self.uploads.exists() else []:
+            for upload in uploads.get(doc_id, []):
                 upload.unlink()
         return removed
+
+    def _uploads_by_id(self) -> dict[str, list[Path]]:
+        """Files directly inside the uploads folder (symlinks leading out of it excluded), by doc id."""
+        if not self.uploads.is_dir():
+            return {}
+        root = self.uploads.resolve()
+        found: dict[str, list[Path]] = {}
+        for path in self.uploads.iterdir():
+            if path.is_file() and path.resolve().parent == root:
+                found.setdefault(path.stem, []).append(path)
+        return found

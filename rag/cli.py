@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rag.progress import progress_bar
+from rag.redact import redact_logs
 from rag.settings import Settings
 
 log = logging.getLogger("rag")
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    redact_logs()
     for noisy in ("httpx", "chromadb", "sentence_transformers", "transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
@@ -241,9 +243,7 @@ def cmd_eval(args, settings: Settings) -> int:
         summary.update(evaluate.judge(results, judge_model))
     saved = ""
     if not args.no_save:
-        public = settings.model_dump(mode="json", exclude={"llm_api_key", "chroma_token", "admin_password",
-                                                           "staff_password"})
-        run_id = runs.save(str(args.file), public, summary, results)
+        run_id = runs.save(str(args.file), settings.public(), summary, results)
         run, stored = runs.load(run_id)
         reports.mkdir(parents=True, exist_ok=True)
         path = reports / f"run-{run_id}.html"

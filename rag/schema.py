@@ -98,7 +98,7 @@ class Answer:
             "citations": [asdict(c) for c in self.citations],
             "contexts": [
                 {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "text": p.text, "score": round(p.score, 6),
-                 "title": p.title, "date": p.date, "section": p.section, "source": p.source,
+                 "title": p.title, "date": p.date, "section": p.section, "source": public_source(p.source),
                  "start": p.start, "end": p.end, **({"shown": p.shown} if p.shown else {})}
                 for p in self.contexts
             ],
@@ -107,3 +107,15 @@ class Answer:
             **({"prompt_tokens": self.prompt_tokens} if self.prompt_tokens else {}),
             **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
         }
+
+
+def public_source(source: str) -> str:
+    """How a passage's source is shown outside the server: a URL (credentials redacted) or the
+    file's name — never the server's path to it."""
+    from pathlib import PurePath
+
+    from rag.redact import redact_text
+
+    if "://" in source:
+        return redact_text(source)
+    return PurePath(source).name

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         "(default: RAG_DATA_DIR/records.sqlite). Processes on other machines that index into the same Chroma "
         "server must share it.")
 
+    def public(self) -> dict:
+        """What may be stored beside results and shown to staff: no secret, no URL credentials."""
+        from rag.redact import public_settings
+
+        return public_settings(self)
+
     @property
     def record_db_url(self) -> str:
         return self.record_db_url_override or f"sqlite:///{(self.data_dir / 'records.sqlite').resolve()}"

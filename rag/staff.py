@@ -11,8 +11,6 @@ from rag.feedback import FeedbackStore
 from rag.report import comparison_report, run_report
 from rag.runs import RunStore, compare
 
-SECRET_FIELDS = {"llm_api_key", "chroma_token", "admin_password", "staff_password"}
-
 
 class StaffError(Exception):
     pass
@@ -53,7 +51,7 @@ class Staff:
         results = evaluate.run(parts.pipeline, rows, progress)
         summary = evaluate.summarize(results)
         summary["llm"] = parts.pipeline.generator.name
-        run_id = self.runs.save(question_set, settings.model_dump(mode="json", exclude=SECRET_FIELDS), summary, results)
+        run_id = self.runs.save(question_set, settings.public(), summary, results)
         return run_id, self.report(password, run_id)
 
     def report(self, password: str, run_id: int) -> str:

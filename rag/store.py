@@ -22,7 +22,10 @@ from rag.settings import Settings
 
 
 class StoreError(Exception):
-    pass
+    """The message says what to do (paths, hosts included) and is for operators: the CLI and the
+    server log. Readers get ``reader_message``, which names no server detail."""
+
+    reader_message = "The article index cannot be reached right now. Please try again in a moment."
 
 
 class IndexMismatchError(StoreError):
@@ -112,7 +115,9 @@ def open_store(settings: Settings, client: chromadb.ClientAPI, model: EmbeddingM
     except Exception as exc:
         raise StoreError(unreachable_message(settings, exc)) from exc
     if settings.collection not in existing and not create:
-        raise StoreError(f"no index yet in {describe_location(settings)}. Build it with: python -m rag index")
+        error = StoreError(f"no index yet in {describe_location(settings)}. Build it with: python -m rag index")
+        error.reader_message = "No articles have been indexed yet."
+        raise error
     if settings.collection in existing:
         metadata = client.get_collection(settings.collection).metadata or {}
         built_with = metadata.get("embed_model")

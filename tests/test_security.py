@@ -3,6 +3,8 @@ the product's voice, fetches must not reach inside, and nothing grows without bo
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 
 from rag.load import load_sources
@@ -30,3 +32,89 @@ def test_adversarial_100kb_lines_load_in_under_a_second(tmp_path, embedding_mode
 
     assert not loaded.failures and len(loaded.articles) == 5 and chunks
     assert elapsed < 1.0, f"loading five 100 KB adversarial lines took {elapsed:.1f} s"
+
+
+def admin_over(components, password: str = "a long admin password"):
+    from pydantic import SecretStr
+
+    from rag.admin import Admin
+
+    admin = Admin(components)
+    admin.settings = components.settings.model_copy(update={"admin_password": SecretStr(password)})
+    return admin
+
+
+def test_remove_refuses_ids_that_are_not_indexed_articles_and_deletes_nothing_outside_uploads(indexed, tmp_path):
+    import pytest
+
+    from rag.admin import AdminError
+
+    admin = admin_over(indexed)
+    victim = indexed.settings.data_dir / "victim.txt"
+    victim.write_text("must survive")
+    admin.uploads.mkdir(parents=True, exist_ok=True)
+    (admin.uploads / "escape.txt").symlink_to(victim)  # a link out of the folder is not an upload
+    for bad in ["../victim", "../../app", "*", "escape"]:
+        with pytest.raises(AdminError, match="no such article"):
+            admin.remove("a long admin password", [bad])
+    assert victim.read_text() == "must survive"
+    assert admin.remove("a long admin password", ["harbour-tolls"])["harbour-tolls"] > 0
+
+
+def test_credentials_inside_urls_never_reach_runs_reports_or_logs(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    secret = "PASSWORD-in-the-url-1234"
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_LLM_BASE_URL": f"https://svc:{secret}@llm.example/v1"}
+    subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True, capture_output=True)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "k", "question": "Which Chinese model has comparable capabilities?",
+                                     "answerable": True, "answer_must_include": [["Kimi"]]}) + "\n")
+    run = subprocess.run([sys.executable, "-m", "rag", "-v", "eval", str(questions), "--set", "llm=extractive"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    stored = [p for p in (tmp_path / "data").rglob("*") if p.is_file() and (".sqlite" in p.name or p.suffix == ".html")]
+    assert any(p.name == "eval.sqlite" for p in stored) and any(p.suffix == ".html" for p in stored)
+    for path in stored:  # the databases (with their write-ahead logs) and the reports
+        assert secret.encode() not in path.read_bytes(), path
+    assert secret not in run.stdout + run.stderr
+    with sqlite3.connect(tmp_path / "data" / "eval.sqlite") as db:
+        [(saved,)] = db.execute("SELECT settings FROM runs").fetchall()
+    assert json.loads(saved)["llm_base_url"] == "https://***@llm.example/v1"
+
+
+def test_public_settings_drop_secrets_and_redact_every_url():
+    from rag.settings import Settings
+
+    settings = Settings(_env_file=None, llm_api_key="sk-secret-key", RAG_RECORD_DB_URL="postgresql://app:pg-pw@db:5432/rag",
+                        llm_base_url="http://user:pw2@10.0.0.5:8080/v1", admin_password="an admin password")
+    public = json.dumps(settings.public())
+    for secret in ("sk-secret-key", "pg-pw", "pw2", "an admin password"):
+        assert secret not in public
+    assert "postgresql://***@db:5432/rag" in public and "http://***@10.0.0.5:8080/v1" in public
+
+
+def test_log_records_are_redacted(caplog):
+    import logging
+
+    from rag.redact import RedactingFilter
+
+    record = logging.LogRecord("rag", logging.ERROR, __file__, 1, "cannot reach %s", ("https://u:hunter2@h/v1",), None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "cannot reach https://***@h/v1"
+
+
+def test_answers_name_sources_by_file_name_and_readers_never_see_store_details(indexed):
+    from app import user_message
+    from rag.store import StoreError
+
+    contexts = indexed.pipeline.ask("How much were fishing boat tolls cut?").to_json()["contexts"]
+    assert contexts and all("/" not in c["source"] or c["source"].startswith("https://") for c in contexts)
+    assert {c["source"] for c in contexts} & {"harbour-tolls.md", "https://example.org/harbour-tolls"}
+    message = user_message(StoreError("the index in /srv/secret/chroma cannot be opened (db.internal:8000)"))
+    assert "/srv" not in message and "db.internal" not in message and "index" in message
