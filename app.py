@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from rag.admin import Admin, AdminError
-from rag.answer import Final, QuestionError, Sources, Token
+from rag.answer import Final, QuestionError, Sources, Token, clean_question
 from rag.components import Components
 from rag.feedback import FeedbackStore
 from rag.followup import rewrite_question
@@ -183,9 +183,10 @@ def build_app(service: ChatService) -> gr.Blocks:
             turn = len(state.source_turns) + 1
             yield history, sources_html(state.source_turns), state, ""
             try:
+                question_text = clean_question(message, service.settings.max_question_chars)  # before any use
                 filters = make_filters(docs, start, end)
                 chat_model = service.pipeline.generator.chat_model
-                standalone = rewrite_question(message, state.history, chat_model)
+                standalone = rewrite_question(question_text, state.history, chat_model)
                 text, articles = "", {}  # doc_id -> article text, fetched once per turn
                 for event in service.pipeline.stream(standalone, filters):
                     if isinstance(event, Sources):
@@ -200,7 +201,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                     elif isinstance(event, Final):
                         answer: Answer = event.answer
                         answer.question = message
-                        if standalone != message:
+                        if standalone != question_text:
                             answer.rewritten_question = standalone
                         cited = {c.n for c in answer.citations}
                         state.source_turns[-1] = (message, [

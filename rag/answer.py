@@ -58,14 +58,14 @@ def clean_question(question: str, max_chars: int) -> str:
     """Drop control characters and surplus whitespace; refuse empty or over-long questions."""
     if not isinstance(question, str):
         raise QuestionError("the question must be text")
+    if len(question) > max_chars:  # before any work on it: 5 MB of spaces is refused, not collapsed
+        raise QuestionError(
+            f"the question is {len(question):,} characters long; the limit is {max_chars:,} (RAG_MAX_QUESTION_CHARS)"
+        )
     text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in question)
     text = " ".join(text.split())
     if not text:
         raise QuestionError("the question is empty; type a question about the articles")
-    if len(text) > max_chars:
-        raise QuestionError(
-            f"the question is {len(text):,} characters long; the limit is {max_chars:,} (RAG_MAX_QUESTION_CHARS)"
-        )
     return text
 
 

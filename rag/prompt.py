@@ -9,13 +9,14 @@ sentence after generation: citations never depend on the model getting them righ
 
 The system message never changes, so llama.cpp reuses its cached prefix across questions (prompt
 length is what costs time on a CPU). Passage text is untrusted: it sits inside one ``<passages>``
-fence, anything that could close the fence is neutralised, and the model is told that passages
-are data whose instructions it must not follow.
+fence, anything that could close the fence or fake a chat turn is neutralised (``neutralise``), and
+the model is told that passages are data whose instructions it must not follow.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from langchain_core.prompts import ChatPromptTemplate
 
@@ -42,7 +43,20 @@ def make_prompt(style: str) -> ChatPromptTemplate:
     return ChatPromptTemplate.from_messages([("system", SYSTEMS[style]), ("human", USER)])
 
 
-_FENCE = re.compile(r"</?\s*passages", re.IGNORECASE)
+# Anything that could close or open a fence ("</passages>", "< /passages>", "＜／passages＞" once
+# folded) and the chat template's control tokens ("<|im_end|>", "<|endoftext|>"), which
+# llama.cpp would otherwise read as real turn boundaries.
+_FENCE = re.compile(r"<\s*/?\s*(passages|conversation)", re.IGNORECASE)
+_LOOK_ALIKES = re.compile("[\uff01-\uff5e\ufe50-\ufe6b]")  # full-width and small forms of ASCII
+_CONTROL_TOKEN = re.compile(r"<\|[^<>|]{0,64}\|>|<\|/?(im_start|im_end|endoftext)", re.IGNORECASE)
+
+
+def neutralise(text: str) -> str:
+    """Untrusted text made safe to place in a prompt: full-width look-alikes of ASCII folded,
+    control tokens removed, fence tags defused. Everything that enters a prompt goes through it."""
+    text = _LOOK_ALIKES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    text = _CONTROL_TOKEN.sub(" ", text)
+    return _FENCE.sub(lambda m: "[" + m.group(1), text)
 
 
 def format_passages(passages: list[Passage]) -> str:
@@ -61,8 +75,8 @@ def format_passages(passages: list[Passage]) -> str:
                 label += f" ({readable_date(passage.date)})"
             if passage.author:
                 label += f", by {passage.author}"
-            lines.append(f"Article: {_FENCE.sub('', label)}")
-        lines.append(f"[{n}] {_FENCE.sub('[passages', passage.shown or passage.text)}")
+            lines.append(f"Article: {neutralise(label)}")
+        lines.append(f"[{n}] {neutralise(passage.shown or passage.text)}")
     return "<passages>\n" + "\n".join(lines) + "\n</passages>"
 
 
@@ -75,4 +89,4 @@ def group_by_article(passages: list[Passage]) -> list[Passage]:
 
 
 def prompt_inputs(question: str, passages: list[Passage]) -> dict:
-    return {"question": " ".join(question.split()), "passages": format_passages(passages)}
+    return {"question": " ".join(neutralise(question).split()), "passages": format_passages(passages)}
