@@ -83,6 +83,7 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
     ``sources`` are removed — unless some source failed to load, since a page that is down
     must not count as deleted.
     """
+    from rag.fetch import Fetcher
     from rag.load import load_sources
 
     settings = components.settings
@@ -94,7 +95,7 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
             delete_collection(settings, components.client)
             components.forget_store()
             forget_all_records(open_record_manager(settings))
-        loaded = load_sources(sources, progress=load_progress)
+        loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress)
         for source, reason in loaded.failures:
             report(f"skipped {source}: {reason}")
         if prune and loaded.failures:

@@ -107,9 +107,6 @@ def load_paths(paths: list[Path]) -> LoadResult:
 
 # --- records and web pages -------------------------------------------------------------------
 
-MAX_URL_BYTES = 20 * 1024 * 1024
-
-
 def load_jsonl(path: Path, result: LoadResult) -> list[tuple[int, Article]]:
     """``{id, title, text, date, url}`` per line; a bad line is reported, the others load."""
     try:
@@ -143,28 +140,13 @@ def read_url_list(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
-def fetch_url(url: str, timeout: float = 20.0) -> tuple[bytes, str]:
-    """GET a page (size-capped); returns (body, content type)."""
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, headers={"User-Agent": "policy-desk-indexer/1.0"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read(MAX_URL_BYTES + 1)
-            content_type = response.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as exc:
-        raise LoadError(f"HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise LoadError(f"cannot fetch: {getattr(exc, 'reason', exc)}") from exc
-    if len(body) > MAX_URL_BYTES:
-        raise LoadError(f"page larger than {MAX_URL_BYTES // 1_000_000} MB")
-    return body, content_type
-
-
 def load_url(url: str, fetch: Callable[[str], tuple[bytes, str]] | None = None) -> Article:
     """Fetch a web page (or PDF) and extract the article with trafilatura, metadata included."""
-    body, content_type = (fetch or fetch_url)(url)
+    if fetch is None:  # the strict default: public hosts only (rag.fetch)
+        from rag.fetch import Fetcher
+
+        fetch = Fetcher()
+    body, content_type = fetch(url)
     doc_id = url_doc_id(url)
     if "pdf" in content_type or body.startswith(b"%PDF"):
         return build_article(doc_id, parse_pdf(body), fallback_source=url)

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     llm_fallback: bool = Field(True, description="Fall back to the extractive answerer if the LLM fails.")
     max_question_chars: int = 2000
 
+    # --- fetching URLs for indexing (rag.fetch) --------------------------------------------------
+    fetch_allow_hosts: str = Field(
+        "", description="Comma-separated host names (or *.domain) that URL indexing may fetch although they are "
+        "internal (loopback, private, link-local); every other host must resolve to public addresses only.")
+    fetch_timeout_s: float = Field(30.0, description="Total time one fetch may take, redirects and body included.")
+    fetch_max_mb: int = Field(20, description="Largest page or PDF a fetch accepts.")
+
     # --- web ----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 7860
