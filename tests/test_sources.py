@@ -6,7 +6,10 @@ import threading
 
 import pytest
 
+from rag.fetch import Fetcher
 from rag.load import load_sources, url_doc_id
+
+LOOPBACK = Fetcher(allow_hosts=("127.0.0.1",))  # the test server, allowed as an operator would
 
 PAGE = b"""<!doctype html><html><head><title>Tidal Energy Pilot Approved</title>
 <meta name="author" content="Ines Duarte"><meta property="article:published_time" content="2024-09-12">
@@ -41,7 +44,7 @@ def web_server():
 
 def test_a_web_page_becomes_an_article_with_metadata(web_server):
     url = f"{web_server}/news/tidal-pilot.html"
-    result = load_sources([url])
+    result = load_sources([url], fetch=LOOPBACK)
     assert not result.failures
     article = result.articles[0]
     assert article.doc_id == url_doc_id(url) and article.doc_id.startswith("tidal-pilot-")
@@ -54,13 +57,13 @@ def test_a_web_page_becomes_an_article_with_metadata(web_server):
 def test_a_url_list_loads_good_urls_and_reports_bad_ones(web_server, tmp_path):
     listing = tmp_path / "reading.urls"
     listing.write_text(f"# weekly reading\n{web_server}/news/tidal-pilot.html\n{web_server}/missing.html\n")
-    result = load_sources([str(listing)])
+    result = load_sources([str(listing)], fetch=LOOPBACK)
     assert [a.title for a in result.articles] == ["Tidal Energy Pilot Approved"]
     assert len(result.failures) == 1 and "404" in result.failures[0][1]
 
 
 def test_unreachable_server_is_a_reported_failure():
-    result = load_sources(["http://127.0.0.1:9/nothing"])
+    result = load_sources(["http://127.0.0.1:9/nothing"], fetch=LOOPBACK)
     assert not result.articles and "cannot fetch" in result.failures[0][1]
 
 
