@@ -7,28 +7,36 @@ API: ``/ask`` (question → the answer JSON of ``python -m rag ask --json``) and
 from __future__ import annotations
 
 import html
+import inspect
 import logging
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+import uvicorn
 
-from rag.admin import Admin, AdminError
+from rag.admin import Admin, AdminError, WrongPassword
 from rag.answer import Final, QuestionError, Sources, Token, clean_question
 from rag.components import Components
 from rag.feedback import FeedbackStore
 from rag.followup import rewrite_question
 from rag.index import IndexBusyError, list_articles
-from rag.load import normalise_date
-from rag.present import answer_html, passage_card, sources_html
+from rag.limits import LimitExceeded, LoginThrottle, RateLimit
+from rag.load import normalise_date, safe_doc_id
+from rag.present import answer_html, as_text, passage_card, sources_html
 from rag.redact import redact_logs
 from rag.retrieve import Filters
 from rag.schema import Answer
 from rag.settings import Settings
 from rag.staff import Staff, StaffError
 from rag.store import StoreError, article_text
+from rag.webguard import RequestGuard
 
 log = logging.getLogger("rag.app")
+
+MAX_BODY_BYTES = 1024 * 1024  # any request but an upload: a bounded chat history and question fit easily
+MAX_ARTICLE_CHARS = 500_000
 
 TITLE = "Policy Desk"
 TAGLINE = "Ask the article collection. Every claim links to the passage that supports it — or you are told the articles don't say."
@@ -65,7 +73,26 @@ document.addEventListener('click', (event) => {
   card.classList.add('flash');
   setTimeout(() => card.classList.remove('flash'), 2500);
 }, true);
+// "Read the whole article" loads the text when opened, as plain text (never as markup).
+document.addEventListener('toggle', async (event) => {
+  const box = event.target;
+  if (!box.matches || !box.matches('details.whole') || !box.open) return;
+  const body = box.querySelector('.article-text');
+  if (!body || body.dataset.loaded) return;
+  body.dataset.loaded = '1';
+  body.textContent = 'Loading…';
+  try {
+    const response = await fetch('article/' + encodeURIComponent(box.dataset.doc));
+    body.textContent = response.ok ? await response.text() : 'This article is no longer in the collection.';
+  } catch (error) { body.textContent = 'The article could not be loaded.'; }
+}, true);
 </script>"""
+
+
+# Bounds on one reader's session: what the browser holds and re-sends, and what the server keeps.
+MAX_TURNS = 20  # question/answer pairs kept in the chat (older ones scroll away)
+SOURCE_TURNS = 3  # turns whose source cards the sources panel keeps
+REWRITE_TURNS = 2  # plain-text turns the follow-up rewrite reads
 
 
 @dataclass
@@ -73,9 +100,20 @@ class Session:
     """One reader's conversation: never shared between readers (it lives in ``gr.State``)."""
 
     history: list[tuple[str, str]] = field(default_factory=list)  # plain text (question, answer)
-    answers: dict[int, dict] = field(default_factory=dict)  # chat message index -> answer JSON
+    answers: dict[int, dict] = field(default_factory=dict)  # chat message index -> what feedback stores
     source_turns: list[tuple[str, list[str]]] = field(default_factory=list)
+    turns: int = 0  # questions asked so far: numbers the source cards (#src-turn-n) uniquely
     last_feedback_id: int | None = None
+
+    def trim(self, history: list) -> list:
+        """Keep the last MAX_TURNS turns (re-keying the answers to the kept messages)."""
+        drop = max(0, len(history) - 2 * MAX_TURNS)
+        if drop:
+            history = history[drop:]
+            self.answers = {i - drop: a for i, a in self.answers.items() if i >= drop}
+        self.source_turns = self.source_turns[-SOURCE_TURNS:]
+        self.history = self.history[-REWRITE_TURNS:]
+        return history
 
 
 class ChatService:
@@ -85,6 +123,9 @@ class ChatService:
         self.components = components
         self.settings = components.settings
         self.feedback = feedback
+        self.logins = LoginThrottle()  # wrong admin/staff passwords, per client
+        self.feedback_limit = RateLimit(30, 600, "ratings")  # per client
+        self.upload_limit = RateLimit(20, 600, "uploads")  # per client, before the admin password is known
         self.admin = Admin(components)
         # Question sets: the project's development sets (when ../shared is beside the checkout) and
         # any set staff drop into RAG_DATA_DIR/question-sets.
@@ -106,6 +147,64 @@ class ChatService:
         """Derived from what is indexed: the newest articles' titles."""
         rows = sorted(self.articles(), key=lambda r: r.get("date") or "", reverse=True)[:limit]
         return [f"What does “{row['title'][:80]}” say?" for row in rows if row.get("title")]
+
+    def respond(self, message: str, history: list, state: Session, docs, start, end):
+        """One chat turn, streamed: yields (chat messages, sources panel HTML, state, status line)."""
+        history = state.trim(list(history or []))
+        try:
+            question = clean_question(message, self.settings.max_question_chars)  # before any other use
+        except QuestionError as exc:
+            history += [{"role": "user", "content": as_text(str(message)[:200])},
+                        {"role": "assistant", "content": f"<div class='refusal'>{as_text(str(exc))}</div>"}]
+            yield history, gr.skip(), state, ""
+            return
+        history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
+        state.turns += 1
+        turn = state.turns
+        yield history, gr.skip(), state, ""
+        try:
+            filters = make_filters(docs, start, end)
+            standalone = rewrite_question(question, state.history, self.pipeline.generator.chat_model)
+            text, articles = "", {}  # doc_id -> article text, fetched once per turn
+            for event in self.pipeline.stream(standalone, filters):
+                if isinstance(event, Sources):
+                    cards = [self.source_card(p, n, turn, cited=False, articles=articles)
+                             for n, p in enumerate(event.passages, 1)]
+                    state.source_turns.append((question, cards))
+                    yield history, sources_html(state.source_turns), state, ""
+                elif isinstance(event, Token):
+                    text += event.text
+                    history[-1] = {"role": "assistant", "content": as_text(text)}  # article text: never markup
+                    yield history, gr.skip(), state, ""
+                elif isinstance(event, Final):
+                    answer: Answer = event.answer
+                    answer.question = question
+                    answer.id = answer.id or uuid.uuid4().hex  # what a rating of it is keyed by
+                    if standalone != question:
+                        answer.rewritten_question = standalone
+                    cited = {c.n for c in answer.citations}
+                    state.source_turns[-1] = (question, [
+                        self.source_card(p, n, turn, cited=n in cited, articles=articles)
+                        for n, p in enumerate(answer.contexts, 1)])
+                    history[-1] = {"role": "assistant", "content": answer_html(answer, turn)}
+                    state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
+                    state.history.append((question, answer.answer))
+                    history = state.trim(history)
+                    yield history, sources_html(state.source_turns), state, timing_note(answer)
+        except Exception as exc:
+            history[-1] = {"role": "assistant", "content": f"<div class='refusal'>{as_text(user_message(exc))}</div>"}
+            yield history, sources_html(state.source_turns), state, ""
+
+    def source_card(self, passage, n: int, turn: int, *, cited: bool, articles: dict[str, str]) -> str:
+        if passage.doc_id not in articles:
+            try:
+                articles[passage.doc_id] = article_text(self.components.store(), passage.doc_id)[1]
+            except Exception:  # the article vanished in a concurrent re-index: show the passage alone
+                articles[passage.doc_id] = ""
+        article = articles[passage.doc_id]
+        if article[passage.start:passage.end] != passage.text:
+            article = ""
+        return passage_card(passage, n, turn, cited=cited, article=article)
 
     def ask_json(self, question: str, doc_ids: list[str] | None = None, date_from: str = "",
                  date_to: str = "") -> dict:
@@ -145,7 +244,8 @@ def user_message(exc: Exception) -> str:
 
 def build_app(service: ChatService) -> gr.Blocks:
     article_choices = [(f"{r['title'][:70]} ({r['doc_id']})", r["doc_id"]) for r in service.articles()]
-    with gr.Blocks(title=TITLE) as demo:
+    # Uploaded temp files older than an hour are deleted every ten minutes (and all at restart).
+    with gr.Blocks(title=TITLE, delete_cache=(600, 3600)) as demo:
         session = gr.State(Session())  # deep-copied per reader by Gradio
         with gr.Column(elem_id="brand"):
             gr.Markdown(f"# {TITLE}\n{TAGLINE}")
@@ -177,43 +277,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                 sources = gr.HTML(sources_html([]), elem_id="sources")
 
         def respond(message: str, history: list, state: Session, docs, start, end):
-            history = list(history or [])
-            history.append({"role": "user", "content": message})
-            history.append({"role": "assistant", "content": "…"})
-            turn = len(state.source_turns) + 1
-            yield history, sources_html(state.source_turns), state, ""
-            try:
-                question_text = clean_question(message, service.settings.max_question_chars)  # before any use
-                filters = make_filters(docs, start, end)
-                chat_model = service.pipeline.generator.chat_model
-                standalone = rewrite_question(question_text, state.history, chat_model)
-                text, articles = "", {}  # doc_id -> article text, fetched once per turn
-                for event in service.pipeline.stream(standalone, filters):
-                    if isinstance(event, Sources):
-                        cards = [source_card(service, p, n, turn, cited=False, articles=articles)
-                                 for n, p in enumerate(event.passages, 1)]
-                        state.source_turns.append((message, cards))
-                        yield history, sources_html(state.source_turns), state, ""
-                    elif isinstance(event, Token):
-                        text += event.text
-                        history[-1] = {"role": "assistant", "content": text}
-                        yield history, gr.skip(), state, ""
-                    elif isinstance(event, Final):
-                        answer: Answer = event.answer
-                        answer.question = message
-                        if standalone != question_text:
-                            answer.rewritten_question = standalone
-                        cited = {c.n for c in answer.citations}
-                        state.source_turns[-1] = (message, [
-                            source_card(service, p, n, turn, cited=n in cited, articles=articles)
-                            for n, p in enumerate(answer.contexts, 1)])
-                        history[-1] = {"role": "assistant", "content": answer_html(answer, turn)}
-                        state.answers[len(history) - 1] = answer.to_json()
-                        state.history.append((message, answer.answer))
-                        yield history, sources_html(state.source_turns), state, timing_note(answer)
-            except Exception as exc:
-                history[-1] = {"role": "assistant", "content": f"<div class='refusal'>{user_message(exc)}</div>"}
-                yield history, sources_html(state.source_turns), state, ""
+            yield from service.respond(message, history, state, docs, start, end)
 
         def clear_question():
             return ""
@@ -236,12 +300,16 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         new_chat.click(reset, None, [chatbot, sources, session, status], api_visibility="private")
 
-        def rate(data: gr.LikeData, state: Session):
+        def rate(data: gr.LikeData, state: Session, request: gr.Request):
             answer = state.answers.get(data.index if isinstance(data.index, int) else data.index[0])
             if answer is None:
                 return state, "Only answers can be rated."
+            try:
+                service.feedback_limit.take(request.client.host if request and request.client else "unknown")
+            except LimitExceeded as exc:
+                return state, as_text(str(exc).capitalize()) + "."
             rating = 1 if data.liked else -1
-            state.last_feedback_id = service.feedback.record(
+            state.last_feedback_id = service.feedback.record(  # one row per answer: a new rating replaces it
                 answer_from_json(answer), rating=rating, settings=service.settings.public())
             return state, "Thanks — feedback saved." + (" Add a comment below if you like." if rating < 0 else "")
 
@@ -263,22 +331,46 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         gr.api(ask, api_name="ask", concurrency_limit=service.settings.concurrency_limit)
         if service.admin.enabled:
-            build_admin_tab(service.admin)
+            build_admin_tab(service.admin, service.logins)
         if service.staff.enabled:
-            build_evaluate_tab(service.staff)
+            build_evaluate_tab(service.staff, service.logins)
     return demo
 
 
-def build_evaluate_tab(staff: Staff) -> None:
+def password_guarded(action, throttle: LoginThrottle, role: str, errors: tuple[type[Exception], ...]):
+    """An admin/staff action for the UI and API: refused while the calling client is throttled
+    (rag.limits), a wrong password counted against it, expected errors shown as messages.
+
+    Gradio hands a handler the request when a parameter is annotated ``gr.Request`` (and fills
+    ``gr.Progress`` defaults), matching parameters by position: the wrapper declares the action's
+    parameters plus a trailing ``request``.
+    """
+    def run(*args):
+        *inputs, request = args
+        client = request.client.host if request is not None and request.client else "unknown"
+        try:
+            throttle.check(client)
+            result = action(*inputs)
+        except WrongPassword as exc:
+            throttle.failed(client, role)
+            raise gr.Error(str(exc)) from None
+        except (LimitExceeded, *errors) as exc:
+            raise gr.Error(str(exc)) from None
+        throttle.succeeded(client)
+        return result
+
+    signature = inspect.signature(action)
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)
+    run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), request])
+    run.__name__ = getattr(action, "__name__", "action")
+    return run
+
+
+def build_evaluate_tab(staff: Staff, throttle: LoginThrottle) -> None:
     """Staff: run question sets with chosen settings, read and compare reports, review feedback."""
 
     def guarded(action):
-        def run(*args, **kwargs):
-            try:
-                return action(*args, **kwargs)
-            except (StaffError, LookupError, ValueError) as exc:
-                raise gr.Error(str(exc)) from None
-        return run
+        return password_guarded(action, throttle, "staff", (StaffError, LookupError, ValueError))
 
     def framed(report_html: str) -> str:  # the report is a whole page: show it in a sandboxed frame
         return (f'<iframe sandbox="" style="width:100%;height:720px;border:0" '
@@ -316,7 +408,10 @@ def build_evaluate_tab(staff: Staff) -> None:
 
         run_button.click(guarded(do_run), [password, question_set, backend, mode, top_k], [report, runs_table],
                          api_name="eval_run")
-        compare_button.click(guarded(lambda pw, a, b: framed(staff.compare(pw, a, b))), [password, run_a, run_b],
+        def do_compare(pw, a, b):
+            return framed(staff.compare(pw, a, b))
+
+        compare_button.click(guarded(do_compare), [password, run_a, run_b],
                              report, api_name="eval_compare")
         list_button.click(guarded(staff.run_list), [password], runs_table, api_name="eval_list")
         feedback_button.click(guarded(staff.feedback_queue), [password], feedback_table, api_name="feedback_queue")
@@ -328,7 +423,7 @@ def build_evaluate_tab(staff: Staff) -> None:
         reviewed_button.click(guarded(do_review), [password, reviewed_id], feedback_table, api_name="feedback_reviewed")
 
 
-def build_admin_tab(admin: Admin) -> None:
+def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
     """Operators: list, add (upload or URL), remove and re-index articles. Password on every call."""
     columns = ["doc_id", "title", "date", "chunks", "indexed_at", "source"]
 
@@ -337,12 +432,7 @@ def build_admin_tab(admin: Admin) -> None:
         return [[r[c] for c in columns] for r in rows], gr.update(choices=[r["doc_id"] for r in rows])
 
     def guarded(action):
-        def run(*args, **kwargs):
-            try:
-                return action(*args, **kwargs)
-            except (AdminError, IndexBusyError) as exc:
-                raise gr.Error(str(exc)) from None
-        return run
+        return password_guarded(action, throttle, "admin", (AdminError, IndexBusyError))
 
     with gr.Tab("Admin", elem_id="admin-tab"):
         password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
@@ -389,18 +479,6 @@ def build_admin_tab(admin: Admin) -> None:
         remove.click(guarded(do_remove), [password, to_remove], [result, articles, to_remove], api_name="admin_remove")
 
 
-def source_card(service: ChatService, passage, n: int, turn: int, *, cited: bool, articles: dict[str, str]) -> str:
-    if passage.doc_id not in articles:
-        try:
-            articles[passage.doc_id] = article_text(service.components.store(), passage.doc_id)[1]
-        except Exception:  # the article vanished in a concurrent re-index: show the passage alone
-            articles[passage.doc_id] = ""
-    article = articles[passage.doc_id]
-    if article[passage.start:passage.end] != passage.text:
-        article = ""
-    return passage_card(passage, n, turn, cited=cited, article=article)
-
-
 def timing_note(answer: Answer) -> str:
     t = answer.timings
     return (f"<small>{answer.llm} · sources in {t.get('retrieve_ms', 0) / 1000:.2f} s · "
@@ -413,6 +491,35 @@ def answer_from_json(data: dict) -> Answer:
     return Answer(question=data["question"], answer=data["answer"], refused=data["refused"],
                   citations=[Citation(**c) for c in data["citations"]], contexts=[], timings=data["timings"],
                   llm=data["llm"], id=data.get("id"))
+
+
+def build_server(service: ChatService, demo: gr.Blocks):
+    """The ASGI app: Gradio mounted on FastAPI behind the request guard, plus the article route."""
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import PlainTextResponse
+
+    settings = service.settings
+    server = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @server.get("/article/{doc_id}", response_class=PlainTextResponse)
+    def article(doc_id: str) -> PlainTextResponse:
+        """One indexed article's text, for a source card's "Read the whole article" (plain text)."""
+        try:
+            text = article_text(service.components.store(), doc_id)[1] if doc_id == safe_doc_id(doc_id) else ""
+        except StoreError as exc:
+            log.error("the index failed: %s", exc)
+            raise HTTPException(503, exc.reader_message) from None
+        if not text:
+            raise HTTPException(404, "no such article")
+        return PlainTextResponse(text[:MAX_ARTICLE_CHARS], headers={
+            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"})
+
+    server = gr.mount_gradio_app(
+        server, demo, path="/", server_name=settings.host, server_port=settings.port, show_error=False,
+        footer_links=["api"], run_history=False,  # the browser keeps no copy of passwords or conversations
+        max_file_size=f"{settings.max_upload_mb}mb", theme=gr.themes.Soft(), css=CSS, head=HEAD)
+    return RequestGuard(server, uploads_enabled=service.admin.enabled, upload_limit=service.upload_limit,
+                        max_body_bytes=MAX_BODY_BYTES, max_upload_bytes=10 * settings.max_upload_mb * 1024 * 1024)
 
 
 def main() -> None:
@@ -428,9 +535,9 @@ def main() -> None:
         log.warning("%s", exc)
     demo = build_app(service)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=64)
-    demo.launch(server_name=settings.host, server_port=settings.port, share=False, show_error=False,
-                max_file_size=f"{settings.max_upload_mb}mb",
-                theme=gr.themes.Soft(), css=CSS, head=HEAD, footer_links=["api"])
+    log.info("serving on http://%s:%d", settings.host, settings.port)
+    uvicorn.run(build_server(service, demo), host=settings.host, port=settings.port, log_level="warning",
+                timeout_graceful_shutdown=5)  # open event streams must not hold a stop
 
 
 if __name__ == "__main__":

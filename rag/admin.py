@@ -18,17 +18,25 @@ class AdminError(Exception):
     pass
 
 
+class WrongPassword(Exception):
+    """A wrong or missing admin/staff password: the web app counts these per client (rag.limits)."""
+
+
+class WrongAdminPassword(WrongPassword, AdminError):
+    pass
+
+
 def password_set(secret) -> bool:
     """Is the ``RAG_<ROLE>_PASSWORD`` secret set (and not empty)? Its features exist only then."""
     return secret is not None and bool(secret.get_secret_value())
 
 
-def check_password(secret, given: str | None, role: str, error: type[Exception]) -> None:
+def check_password(secret, given: str | None, role: str, disabled: type[Exception], wrong: type[WrongPassword]) -> None:
     """Constant-time check of ``given`` against the ``RAG_<ROLE>_PASSWORD`` secret."""
     if not password_set(secret):
-        raise error(f"the {role} features are disabled (RAG_{role.upper()}_PASSWORD is not set)")
+        raise disabled(f"the {role} features are disabled (RAG_{role.upper()}_PASSWORD is not set)")
     if not hmac.compare_digest(secret.get_secret_value().encode(), (given or "").encode()):
-        raise error(f"wrong {role} password")
+        raise wrong(f"wrong {role} password")
 
 
 class Admin:
@@ -43,7 +51,7 @@ class Admin:
 
     def check(self, password: str | None) -> None:
         """Every admin action calls this first, UI and API alike."""
-        check_password(self.settings.admin_password, password, "admin", AdminError)
+        check_password(self.settings.admin_password, password, "admin", AdminError, WrongAdminPassword)
 
     def articles(self, password: str) -> list[dict]:
         self.check(password)

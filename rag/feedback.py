@@ -30,7 +30,13 @@ MIGRATIONS = [
         comment TEXT NOT NULL DEFAULT '',
         reviewed INTEGER NOT NULL DEFAULT 0
     )""",
+    # One row per answer: rating it again replaces the rating instead of adding rows.
+    "ALTER TABLE feedback ADD COLUMN answer_id TEXT",
+    "CREATE UNIQUE INDEX feedback_answer ON feedback (answer_id)",
 ]
+
+
+MAX_TEXT = 5000  # characters kept of a question, answer or comment
 
 
 class FeedbackStore:
@@ -43,19 +49,23 @@ class FeedbackStore:
         return connect(self.path)
 
     def record(self, answer: Answer, *, rating: int | None, comment: str = "", settings: dict | None = None) -> int:
+        """Store (or, for an answer rated before, update) the feedback on ``answer``; returns the row id."""
         data = answer.to_json()
         with self._lock, self._connect() as db:
-            cursor = db.execute(
+            (row_id,) = db.execute(
                 "INSERT INTO feedback (created_at, question, answer, refused, citations, settings, timings, llm, "
-                "rating, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (now(), answer.question, answer.answer, int(answer.refused), json.dumps(data["citations"]),
-                 json.dumps(settings or {}), json.dumps(data["timings"]), answer.llm, rating, comment[:5000]),
-            )
-            return int(cursor.lastrowid)
+                "rating, comment, answer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (answer_id) DO UPDATE SET rating = excluded.rating, created_at = excluded.created_at, "
+                "reviewed = 0 RETURNING id",
+                (now(), answer.question[:MAX_TEXT], answer.answer[:MAX_TEXT], int(answer.refused),
+                 json.dumps(data["citations"]), json.dumps(settings or {}), json.dumps(data["timings"]), answer.llm,
+                 rating, comment[:MAX_TEXT], answer.id),
+            ).fetchone()
+            return int(row_id)
 
     def add_comment(self, feedback_id: int, comment: str) -> None:
         with self._lock, self._connect() as db:
-            db.execute("UPDATE feedback SET comment = ? WHERE id = ?", (comment[:5000], feedback_id))
+            db.execute("UPDATE feedback SET comment = ? WHERE id = ?", (comment[:MAX_TEXT], feedback_id))
 
     def rows(self, *, only_unreviewed: bool = False) -> list[dict]:
         """Thumbs-down first, newest first within each rating."""

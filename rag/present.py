@@ -1,8 +1,11 @@
 """HTML for the web chat: answers with clickable citations, source cards, refusals.
 
 Everything shown is escaped first (article text is untrusted); only the markup built here is
-live. A citation ``[n]`` in turn ``t`` links to the source card ``#src-t-n``; a small script in
-``app.py`` scrolls to the card and flashes it.
+live. The chat renders Markdown as well as HTML, so text for the chat goes through ``as_text``,
+which leaves no character that either could act on: an article's ``<img>``, ``![](…)``,
+``[link](…)`` or bare URL shows as the characters it is, never as an image or a link. A citation
+``[n]`` in turn ``t`` links to the source card ``#src-t-n``; a small script in ``app.py`` scrolls
+to the card and flashes it.
 """
 
 from __future__ import annotations
@@ -15,18 +18,27 @@ from rag.schema import Answer, Passage
 
 CONTEXT_CHARS = 300
 
+# Every character HTML or Markdown (with GFM autolinks and LaTeX) could act on, as a numeric
+# entity: browsers show the character, and neither parser sees syntax in it.
+_INERT = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_{}[]()#+-.!|~:@$=/"})
+
+
+def as_text(text: str) -> str:
+    """Untrusted text for the chat, shown exactly as written: no markup, no images, no links."""
+    return text.translate(_INERT)
+
 
 def answer_html(answer: Answer, turn: int) -> str:
     if answer.refused:
         related = "".join(
-            f'<li><a class="cite" href="#src-{turn}-{n}">{html.escape(p.title)}</a></li>'
+            f'<li><a class="cite" href="#src-{turn}-{n}">{as_text(p.title)}</a></li>'
             for n, p in enumerate(answer.contexts, 1)
         )
         extra = f"<p class='related-label'>Closest passages, for further reading:</p><ul>{related}</ul>" if related else ""
-        return f"<div class='refusal'><strong>{html.escape(answer.answer)}</strong>{extra}</div>"
-    body = html.escape(answer.answer)
-    body = re.sub(r"\[(\d+)\]", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>', body)
-    note = f"<div class='rewrite'>Searched for: {html.escape(answer.rewritten_question)}</div>" \
+        return f"<div class='refusal'><strong>{as_text(answer.answer)}</strong>{extra}</div>"
+    body = re.sub(r"&#91;(\d+)&#93;", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>',
+                  as_text(answer.answer))  # our citation links are the only links in an answer
+    note = f"<div class='rewrite'>Searched for: {as_text(answer.rewritten_question)}</div>" \
         if answer.rewritten_question else ""
     return f"<div class='answer'>{body}</div>{note}"
 
@@ -44,8 +56,9 @@ def passage_card(passage: Passage, n: int, turn: int, *, cited: bool, article: s
         after = article[passage.end:passage.end + CONTEXT_CHARS]
         context = (f"<span class='ctx'>…{html.escape(before)}</span><mark>{html.escape(passage.text)}</mark>"
                    f"<span class='ctx'>{html.escape(after)}…</span>")
-        whole = (f"<details class='whole'><summary>Read the whole article</summary>"
-                 f"<div class='article-text'>{html.escape(article[:60_000])}</div></details>")
+        # Loaded when opened (app.py's script, from /article/<doc_id>): the page carries passages only.
+        whole = (f"<details class='whole' data-doc='{html.escape(passage.doc_id, quote=True)}'>"
+                 f"<summary>Read the whole article</summary><div class='article-text'></div></details>")
     else:
         context, whole = f"<mark>{html.escape(passage.text)}</mark>", ""
     badge = "cited" if cited else "retrieved"

@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_PASSWORD_CHARS = 12
 
 
 class Settings(BaseSettings):
@@ -91,6 +93,14 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(None, description="Enables the Admin tab (and its API) when set.")
     max_upload_mb: int = Field(20, description="Largest file the Admin tab accepts.")
     staff_password: SecretStr | None = Field(None, description="Enables the Evaluate tab (and its API) when set.")
+
+    @field_validator("admin_password", "staff_password")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value()) < MIN_PASSWORD_CHARS:
+            raise ValueError(f"must be at least {MIN_PASSWORD_CHARS} characters (guessing is throttled, "
+                             "but a short password is still guessed)")
+        return value
 
     @property
     def chroma_dir(self) -> Path:

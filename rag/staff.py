@@ -6,13 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag import evaluate
-from rag.admin import check_password, password_set
+from rag.admin import WrongPassword, check_password, password_set
 from rag.feedback import FeedbackStore
 from rag.report import comparison_report, run_report
 from rag.runs import RunStore, compare
 
 
 class StaffError(Exception):
+    pass
+
+
+class WrongStaffPassword(WrongPassword, StaffError):
     pass
 
 
@@ -29,7 +33,7 @@ class Staff:
         return password_set(self.settings.staff_password)
 
     def check(self, password: str | None) -> None:
-        check_password(self.settings.staff_password, password, "staff", StaffError)
+        check_password(self.settings.staff_password, password, "staff", StaffError, WrongStaffPassword)
 
     def question_sets(self) -> list[str]:
         found = []

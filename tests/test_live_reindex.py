@@ -35,7 +35,7 @@ def app(tmp_path_factory):
     # Dense-only: BM25 reads documents straight from Chroma's SQLite and would find new articles
     # anyway; the embedded vector index is the part that must be reloaded after another process writes.
     env = {**os.environ, "RAG_DATA_DIR": str(folder / "data"), "RAG_LLM": "extractive", "RAG_RETRIEVAL_MODE": "dense",
-           "RAG_PORT": str(free_port()), "RAG_ADMIN_PASSWORD": "correct horse", "RAG_STAFF_PASSWORD": "staff pass"}
+           "RAG_PORT": str(free_port()), "RAG_ADMIN_PASSWORD": "correct horse", "RAG_STAFF_PASSWORD": "staff password"}
     with start_app(env) as url:
         yield url, env, folder
 
@@ -100,7 +100,7 @@ def test_staff_api_runs_an_evaluation_and_refuses_without_the_password(app):
     client = Client(url, verbose=False)
     with pytest.raises(Exception, match="wrong staff password"):
         client.predict("nope", api_name="/eval_list")
-    report, runs = client.predict("staff pass", str(SEED_QUESTIONS), "extractive", "", None,
+    report, runs = client.predict("staff password", str(SEED_QUESTIONS), "extractive", "", None,
                                   api_name="/eval_run")
     assert "srcdoc" in report and "Evaluation run" in report
     assert runs["data"] if isinstance(runs, dict) else runs

@@ -197,7 +197,7 @@ def test_two_app_processes_on_one_chroma_server_answer_alike_and_see_each_others
     # Separate data dirs (as on two machines); the Chroma server and the record manager's database are shared.
     shared = {"RAG_CHROMA_HOST": "127.0.0.1", "RAG_CHROMA_PORT": str(chroma_server), "RAG_COLLECTION": "two_apps",
               "RAG_RECORD_DB_URL": f"sqlite:///{tmp_path / 'records.sqlite'}", "RAG_LLM": "extractive",
-              "RAG_ADMIN_PASSWORD": "pw"}
+              "RAG_ADMIN_PASSWORD": "operators only"}
     env_a = {**os.environ, **shared, "RAG_DATA_DIR": str(tmp_path / "a"), "RAG_PORT": str(free_port())}
     env_b = {**os.environ, **shared, "RAG_DATA_DIR": str(tmp_path / "b"), "RAG_PORT": str(free_port())}
     with start_app(env_a) as url_a, start_app(env_b) as url_b:
@@ -210,12 +210,12 @@ def test_two_app_processes_on_one_chroma_server_answer_alike_and_see_each_others
 
         article = tmp_path / "lighthouse.md"
         article.write_text(NEW_ARTICLE)
-        a.predict("pw", [handle_file(str(article))], "", api_name="/admin_add")  # indexed by app A...
+        a.predict("operators only", [handle_file(str(article))], "", api_name="/admin_add")  # indexed by app A...
         seen = b.predict(QUESTION, api_name="/ask")  # ...answered by app B, no restart
         assert not seen["refused"] and "keepers" in seen["answer"], seen
         assert seen["citations"][0]["doc_id"] == "lighthouse"
 
-        b.predict("pw", ["lighthouse"], api_name="/admin_remove")  # removed by B, gone for A
+        b.predict("operators only", ["lighthouse"], api_name="/admin_remove")  # removed by B, gone for A
         assert a.predict(QUESTION, api_name="/ask")["refused"]
 
 
