@@ -343,7 +343,7 @@ def password_guarded(action, throttle: LoginThrottle, role: str, errors: tuple[t
 
     Gradio hands a handler the request when a parameter is annotated ``gr.Request`` (and fills
     ``gr.Progress`` defaults), matching parameters by position: the wrapper declares the action's
-    parameters plus a trailing ``request``.
+    parameters plus a trailing ``request`` (its signature and annotations are what Gradio reads).
     """
     def run(*args):
         *inputs, request = args
@@ -362,6 +362,7 @@ def password_guarded(action, throttle: LoginThrottle, role: str, errors: tuple[t
     signature = inspect.signature(action)
     request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)
     run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), request])
+    run.__annotations__ = {"request": gr.Request}  # Gradio reads the type from here
     run.__name__ = getattr(action, "__name__", "action")
     return run
 

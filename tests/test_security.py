@@ -7,6 +7,8 @@ import json
 import sqlite3
 import time
 
+import pytest
+
 from rag.load import load_sources
 
 
@@ -137,3 +139,98 @@ def test_prompts_carry_no_fence_breaker_or_chat_control_token():
     assert "Fact." in format_passages([passage])
     history = rewrite[1].content
     assert history.count("<conversation>") == 1 and history.count("</conversation>") == 1
+
+
+def test_a_100_turn_session_stays_bounded(indexed, tmp_path):
+    import pickle
+
+    from app import MAX_TURNS, ChatService, Session
+    from rag.feedback import FeedbackStore
+
+    service = ChatService(indexed, FeedbackStore(tmp_path / "app.sqlite"))
+    history, state, panel = [], Session(), ""
+    questions = ["How much were fishing boat tolls cut?", "When will the library open on Sundays?",
+                 "How many schools get solar panels?"]
+    for turn in range(100):
+        for update in service.respond(questions[turn % 3], history, state, [], "", ""):
+            history, sources, state, _ = update
+            panel = sources if isinstance(sources, str) else panel
+    sent = len(json.dumps(history)) + len(panel)  # what the browser receives (and re-sends) per update
+    kept = len(pickle.dumps(state))  # what the server keeps for this reader
+    assert len(history) == 2 * MAX_TURNS and len(state.answers) == MAX_TURNS
+    print(f"after 100 turns: {sent:,} characters sent per update, {kept:,} bytes of state kept")
+    assert sent < 80_000 and kept < 60_000, (sent, kept)
+    assert "40 percent" in history[-1]["content"] or "18 percent" in history[-1]["content"] \
+        or "42" in history[-1]["content"].replace("&#46;", ".")
+    assert sorted(state.answers) == list(range(1, 2 * MAX_TURNS, 2))  # still keyed to the kept messages
+
+
+def test_answer_markup_from_articles_is_shown_as_text():
+    from rag.present import answer_html
+    from rag.schema import Answer, Citation
+
+    text = ('Fares rose to 7 euros <img src="https://attacker.example/px.png"> ![c](https://attacker.example/l.png) '
+            "[the annex](https://phish.example/login) see https://phish.example and www.phish.example [1].")
+    answer = Answer(question="q", answer=text, refused=False, contexts=[], timings={}, llm="x",
+                    citations=[Citation(n=1, doc_id="d", title="t", chunk_id="c", text="", start=0, end=0)])
+    rendered = answer_html(answer, 3)
+    assert "<img" not in rendered and "](" not in rendered and "://" not in rendered and "www." not in rendered
+    assert rendered.count("<a ") == 1 and '<a class="cite" href="#src-3-1">[1]</a>' in rendered
+    import html as html_module
+
+    assert html_module.unescape(rendered.split("<a ")[0]).endswith(text[:-4])  # every character still shown
+
+
+def test_wrong_passwords_are_throttled_per_client():
+    from rag.limits import LimitExceeded, LoginThrottle
+
+    now = [0.0]
+    throttle = LoginThrottle(free=3, base_s=10, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.check("1.2.3.4")
+        throttle.failed("1.2.3.4", "admin")
+    with pytest.raises(LimitExceeded, match="try again in 10 s"):
+        throttle.check("1.2.3.4")
+    throttle.check("5.6.7.8")  # other clients are not affected
+    now[0] = 10.5
+    throttle.check("1.2.3.4")
+    throttle.failed("1.2.3.4", "admin")
+    with pytest.raises(LimitExceeded, match="try again in 20 s"):  # doubling
+        throttle.check("1.2.3.4")
+    throttle.succeeded("1.2.3.4")
+    throttle.check("1.2.3.4")
+
+
+def test_short_passwords_are_refused_at_start_up():
+    from pydantic import ValidationError
+
+    from rag.settings import Settings
+
+    with pytest.raises(ValidationError, match="at least 12 characters"):
+        Settings(_env_file=None, admin_password="hunter2")
+    with pytest.raises(ValidationError, match="at least 12 characters"):
+        Settings(_env_file=None, staff_password="short")
+
+
+def test_rating_an_answer_again_updates_its_one_row_and_ratings_are_rate_limited(tmp_path):
+    from rag.feedback import FeedbackStore
+    from rag.limits import LimitExceeded, RateLimit
+    from rag.schema import Answer
+
+    store = FeedbackStore(tmp_path / "app.sqlite")
+    answer = Answer(question="q", answer="a", refused=False, citations=[], contexts=[], timings={}, llm="x", id="a1")
+    first = store.record(answer, rating=1)
+    assert store.record(answer, rating=-1) == first
+    assert [(r["id"], r["rating"]) for r in store.rows()] == [(first, -1)]
+    limit = RateLimit(2, 60, "ratings", clock=lambda: 0.0)
+    limit.take("c")
+    limit.take("c")
+    with pytest.raises(LimitExceeded, match="too many ratings"):
+        limit.take("c")
+
+
+def test_padded_questions_are_refused_before_any_work():
+    from rag.answer import QuestionError, clean_question
+
+    with pytest.raises(QuestionError, match="limit is 2,000"):
+        clean_question("why?" + " " * 5_000_000, 2000)

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -197,3 +198,12 @@ def test_the_app_serves_no_files_beyond_its_own(app_server):
             assert exc.code in (403, 404, 400), (path, exc.code)
         else:
             assert b"root:" not in body and b"SQLite format" not in body, path
+
+
+def test_anonymous_uploads_are_refused_without_the_admin_tab(app_server):
+    url, _ = app_server
+    request = urllib.request.Request(url + "gradio_api/upload", data=b"--b\r\n\r\n--b--\r\n", method="POST",
+                                     headers={"Content-Type": "multipart/form-data; boundary=b"})
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=30)
+    assert error.value.code == 403
