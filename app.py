@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import inspect
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,9 @@ class ChatService:
     def example_questions(self, limit: int = 4) -> list[str]:
         """Derived from what is indexed: the newest articles' titles."""
         rows = sorted(self.articles(), key=lambda r: r.get("date") or "", reverse=True)[:limit]
-        return [f"What does “{row['title'][:80]}” say?" for row in rows if row.get("title")]
+        # Titles come from articles and Gradio renders examples as Markdown: keep only plain words.
+        titles = [re.sub(r"[^\w\s,.;:'’?&%-]+", " ", row["title"][:80]) for row in rows if row.get("title")]
+        return [f"What does “{' '.join(title.split())}” say?" for title in titles]
 
     def respond(self, message: str, history: list, state: Session, docs, start, end):
         """One chat turn, streamed: yields (chat messages, sources panel HTML, state, status line)."""
