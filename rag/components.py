@@ -65,12 +65,13 @@ class Components:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        from rag.lexical import LexicalIndex
+        from rag.lexical import open_lexical_index, sqlite_engine
         from rag.retrieve import HybridRetriever
 
         self.store()  # fail now, with a clear message, if there is no index
         live = self.live_store()
-        return HybridRetriever(live=live, lexical=LexicalIndex(live), mode=self.settings.retrieval_mode,
+        lexical = open_lexical_index(sqlite_engine(self.settings.record_db_url), f"chroma/{self.settings.collection}")
+        return HybridRetriever(live=live, lexical=lexical, mode=self.settings.retrieval_mode,
                                fetch_k=self.settings.fetch_k,
                                k=max(8, self.settings.top_k, self.settings.candidate_passages))
 

@@ -5,8 +5,10 @@ keeps a record of every chunk written, keyed by its stable ``chunk_id``: unchang
 skipped without re-embedding, the old chunks of a changed article are removed (cleanup by
 ``doc_id``), and with ``prune`` the articles whose files are gone are removed as well.
 
-After a write the collection's ``generation`` number is bumped; readers (the lexical index in
-``rag.lexical``) compare it with what they loaded and refresh themselves — no restart needed.
+Every chunk written to or deleted from Chroma is written to or deleted from the lexical index
+(``rag.lexical``, SQLite FTS5 beside the records) in the same call, so readers search it at once.
+After a write the collection's ``generation`` number is bumped; readers of an embedded Chroma
+reopen it when they see a new one (``rag.store.LiveStore``) — no restart needed.
 Only one indexer may run per index at a time (a file lock under ``RAG_DATA_DIR``).
 """
 
@@ -29,6 +31,7 @@ from sqlalchemy import text
 
 from rag.chunk import Chunker
 from rag.embed import EmbeddingPrefetcher
+from rag.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index
 from rag.schema import Article
 from rag.settings import Settings
 
@@ -123,8 +126,25 @@ def open_record_manager(settings: Settings) -> SQLRecordManager:
     return manager
 
 
+def lexical_index_of(record_manager: SQLRecordManager) -> LexicalIndex | NoLexicalIndex:
+    """The lexical index lives beside the records, in the same database (``rag.lexical``)."""
+    return open_lexical_index(record_manager.engine, record_manager.namespace)
+
+
+def backfill_lexical(store: Chroma, lexical: LexicalIndex | NoLexicalIndex, page: int = 5000) -> None:
+    """Fill an empty lexical index from the collection, a page at a time."""
+    offset = 0
+    while True:
+        batch = store.get(include=["documents", "metadatas"], limit=page, offset=offset)
+        lexical.add(batch["ids"], batch["documents"], batch["metadatas"])
+        if len(batch["ids"]) < page:
+            return
+        offset += page
+
+
 def forget_all_records(record_manager: SQLRecordManager) -> None:
     """Empty the record manager's namespace (for ``--rebuild``: the collection is gone too)."""
+    lexical_index_of(record_manager).clear()
     keys = record_manager.list_keys()
     for start in range(0, len(keys), 5000):  # SQLite caps the parameters of one statement
         record_manager.delete_keys(keys[start:start + 5000])
@@ -177,6 +197,9 @@ def index_articles(
         return opened[0]
 
     summary = IndexSummary()
+    lexical = lexical_index_of(record_manager)
+    if lexical.size() == 0 and record_manager.list_keys(limit=1):  # an index built before the lexical table
+        backfill_lexical(the_store(), lexical)
     fingerprints = Fingerprints(record_manager)
     known = fingerprints.all()
     todo: dict[str, tuple[str, list[Document]]] = {}
@@ -208,14 +231,16 @@ def index_articles(
         for doc in docs:
             doc.metadata["indexed_at"] = stamp
         if docs:
-            from rag.store import with_embeddings
+            from rag.store import writer_for  # chromadb is imported only when there is something to write
 
             stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
-            writer = with_embeddings(the_store(), prefetcher) if prefetcher else the_store()
-            result = langchain_index(stream, record_manager, writer, cleanup="incremental", source_id_key="doc_id",
-                                     key_encoder=_chunk_key, batch_size=batch_size)
+            result = langchain_index(stream, record_manager, writer_for(the_store(), lexical, prefetcher),
+                                     cleanup="incremental", source_id_key="doc_id", key_encoder=_chunk_key,
+                                     batch_size=batch_size)
             summary.chunks_written = result["num_added"] + result["num_updated"]
             summary.chunks_deleted = result["num_deleted"]
+            for doc_id in todo:  # rows a crashed run may have left beside what is recorded now
+                lexical.keep_only(doc_id, set(record_manager.list_keys(group_ids=[doc_id])))
             fingerprints.save({doc_id: fingerprint for doc_id, (fingerprint, _) in todo.items()})
     finally:
         if prefetcher:
@@ -274,6 +299,7 @@ class Fingerprints:
 
 def remove_articles(doc_ids: list[str], *, store: Chroma, record_manager: SQLRecordManager) -> dict[str, int]:
     """Delete every chunk of each article; returns chunks removed per doc id (0 = was not indexed)."""
+    lexical_index_of(record_manager).delete_articles(doc_ids)
     removed: dict[str, int] = {}
     for doc_id in doc_ids:
         keys = record_manager.list_keys(group_ids=[doc_id])

@@ -1,77 +1,215 @@
-"""Stage 4a — the lexical (BM25) side of retrieval, kept in step with the Chroma collection.
+"""Stage 4a — the lexical (BM25) side of retrieval: SQLite FTS5, kept by the indexer.
 
-bm25s scores every chunk's ``page_content`` (header + body, English stop words removed, Snowball
-stems). The index lives in memory and is rebuilt from the collection whenever the collection's
-``generation`` (bumped by every indexing run, see ``rag.index``) differs from the one it was built
-at, so a running app sees re-indexed articles on its next question.
+The index lives in the record manager's SQLite database (``RAG_RECORD_DB_URL``, by default
+``RAG_DATA_DIR/records.sqlite``), one table pair per collection: ``<t>_chunks`` holds each chunk's
+id, article id, date and text (``page_content``: header + body); ``<t>_fts`` is an FTS5 index over
+that text (Porter stems, BM25 ranking) kept in step by triggers. The indexer writes it in the same
+code path that writes Chroma (``LexicalIndex.add``/``delete``, called from ``rag.store.MirroredChroma``),
+so it is updated in place, chunk by chunk: no process ever re-reads or re-tokenises the corpus,
+every process that shares the database sees each change at once (a reader waits at most for one
+batch's commit), and filters (article ids, dates) are SQL conditions.
+
+Why FTS5 (measured, see README "Benchmarks"): the in-memory bm25s index it replaces had to be
+rebuilt by every app process after every re-index (~30 s at 100k chunks, and a crash beyond
+~32k chunks, where one Chroma ``get`` exceeds SQLite's variable limit), held every text in every
+process, and filtered in a Python loop. FTS5 is in the standard library and needs no rebuild.
+
+Queries keep BM25's behaviour on what matters: English stop words are dropped and the
+``MAX_TERMS`` rarest remaining words are searched; in large collections, words found in more than
+``MAX_DF`` of the chunks are skipped too. Very common words add almost nothing to a BM25 ranking
+but make FTS5 score every chunk that contains them (the cost that grows with the corpus).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
+import re
+import time
+from functools import cache
 
-import bm25s
-import numpy as np
 import Stemmer
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
 
-from rag.store import LiveStore, store_errors
+MAX_TERMS = 8  # the rarest informative words of a question that are searched
+MAX_DF = 0.25  # in collections of COMMON_TERMS_FROM chunks or more, words in a larger share are skipped
+COMMON_TERMS_FROM = 20_000
+_PORTER = Stemmer.Stemmer("porter")  # the algorithm of FTS5's porter tokenizer: vocabulary look-ups agree
+_WORD = re.compile(r"\w+")
 
-_STEMMER = Stemmer.Stemmer("english")
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import; keep our output clean
+
+class LexicalIndexError(Exception):
+    pass
 
 
-def tokenize(texts: list[str]) -> list[list[str]]:
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
+@cache
+def stopwords() -> frozenset[str]:
+    """bm25s's English list (what the lexical side used before FTS5). Imported on first use: the
+    package pulls in numba (0.7 s), which indexing never needs."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def table_prefix(namespace: str) -> str:
+    return "lexical_" + re.sub(r"\W", "_", namespace)
+
+
+def sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _wait_for_writers(connection, _record):
+            connection.execute("PRAGMA busy_timeout=10000")
+    return engine
 
 
 class LexicalIndex:
-    def __init__(self, live: LiveStore) -> None:
-        self.live = live
-        self._lock = threading.Lock()
-        self._generation: object = object()  # never equal to a real generation
-        self._retriever: bm25s.BM25 | None = None
-        self.ids: list[str] = []
-        self.metadatas: list[dict] = []
+    """BM25 search over one collection's chunks; ``add``/``delete`` are the indexer's."""
 
-    def refresh_if_stale(self) -> None:
-        with store_errors(self.live.settings):
-            generation = self.live.generation()
-        if generation == self._generation:
-            return
-        with self._lock:
-            if generation != self._generation:
-                self._rebuild()
-                self._generation = generation
+    def __init__(self, engine: Engine, namespace: str) -> None:
+        self.engine = engine
+        self.t = table_prefix(namespace)
+        self._count: tuple[float, int] = (0.0, 0)  # (when counted, chunks): refreshed every few seconds
+        self._ensure_tables()
 
-    def _rebuild(self) -> None:
-        with self.live.reading() as store:
-            data = store.get(include=["documents", "metadatas"])
-        ids, texts, metadatas = data["ids"], data["documents"], data["metadatas"]
-        retriever = None
-        if ids:
-            retriever = bm25s.BM25()
-            retriever.index(tokenize(texts), show_progress=False)
-        # Swap all three together: a concurrent search sees either the old or the new index.
-        self._retriever, self.ids, self.metadatas = retriever, ids, metadatas
+    def _ensure_tables(self) -> None:
+        t = self.t
+        if self.engine.dialect.name != "sqlite":
+            raise LexicalIndexError(
+                "hybrid and bm25 retrieval keep their index in SQLite (FTS5), beside the record manager; "
+                "RAG_RECORD_DB_URL is not a SQLite URL. Use RAG_RETRIEVAL_MODE=dense with a server database")
+        with self.engine.begin() as db:
+            db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_chunks (rowid INTEGER PRIMARY KEY, "
+                            f"chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, date_num INTEGER NOT NULL DEFAULT 0, "
+                            f"body TEXT NOT NULL)"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t}_chunks (doc_id)"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_date ON {t}_chunks (date_num)"))
+            db.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(body, content='{t}_chunks', "
+                            f"content_rowid='rowid', tokenize='porter unicode61')"))
+            db.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vocab USING fts5vocab('{t}_fts', 'row')"))
+            db.execute(text(f"CREATE TRIGGER IF NOT EXISTS {t}_added AFTER INSERT ON {t}_chunks BEGIN "
+                            f"INSERT INTO {t}_fts (rowid, body) VALUES (new.rowid, new.body); END"))
+            db.execute(text(f"CREATE TRIGGER IF NOT EXISTS {t}_removed AFTER DELETE ON {t}_chunks BEGIN "
+                            f"INSERT INTO {t}_fts ({t}_fts, rowid, body) VALUES ('delete', old.rowid, old.body); END"))
 
-    def search(self, query: str, k: int, allow: Callable[[dict], bool] | None = None, *,
-               refresh: bool = True) -> list[tuple[int, float]]:
-        """(position, score) of the best ``k`` chunks with a positive score; positions index ``ids``.
+    # --- the indexer's side -------------------------------------------------------------------
 
-        ``refresh=False`` when the caller already refreshed (and holds the store's read gate).
-        """
-        if refresh:
-            self.refresh_if_stale()
-        retriever, metadatas = self._retriever, self.metadatas
-        if retriever is None:
+    def add(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
+        """Insert chunks (a chunk already present is left as is: its id is a hash of its content)."""
+        rows = [{"chunk_id": i, "doc_id": str(m.get("doc_id", "")), "date_num": int(m.get("date_num") or 0), "body": b}
+                for i, b, m in zip(ids, texts, metadatas, strict=True)]
+        if rows:
+            with self.engine.begin() as db:
+                db.execute(text(f"INSERT OR IGNORE INTO {self.t}_chunks (chunk_id, doc_id, date_num, body) "
+                                f"VALUES (:chunk_id, :doc_id, :date_num, :body)"), rows)
+
+    def delete(self, ids: list[str]) -> None:
+        with self.engine.begin() as db:
+            db.execute(text(f"DELETE FROM {self.t}_chunks WHERE chunk_id = :chunk_id"), [{"chunk_id": i} for i in ids])
+
+    def delete_articles(self, doc_ids: list[str]) -> None:
+        with self.engine.begin() as db:
+            db.execute(text(f"DELETE FROM {self.t}_chunks WHERE doc_id = :doc_id"), [{"doc_id": d} for d in doc_ids])
+
+    def keep_only(self, doc_id: str, chunk_ids: set[str]) -> int:
+        """Remove an article's chunks that are not in ``chunk_ids`` (what a crash may have left)."""
+        with self.engine.begin() as db:
+            stored = {r[0] for r in db.execute(text(f"SELECT chunk_id FROM {self.t}_chunks WHERE doc_id = :d"),
+                                               {"d": doc_id})}
+        extra = sorted(stored - chunk_ids)
+        if extra:
+            self.delete(extra)
+        return len(extra)
+
+    def clear(self) -> None:
+        with self.engine.begin() as db:
+            db.execute(text(f"DELETE FROM {self.t}_chunks"))
+
+    def chunk_ids(self) -> set[str]:
+        with self.engine.begin() as db:
+            return {r[0] for r in db.execute(text(f"SELECT chunk_id FROM {self.t}_chunks"))}
+
+    # --- the readers' side --------------------------------------------------------------------
+
+    def size(self) -> int:
+        when, count = self._count
+        if time.monotonic() - when > 5.0:
+            with self.engine.connect() as db:
+                count = int(db.execute(text(f"SELECT count(*) FROM {self.t}_chunks")).scalar() or 0)
+            self._count = (time.monotonic(), count)
+        return count
+
+    def match_expression(self, query: str) -> str:
+        """An FTS5 query: the question's rarest informative words, any of which may match."""
+        stop = stopwords()
+        words = list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in stop))
+        if not words:
+            return ""
+        stems = dict(zip(words, _PORTER.stemWords(words), strict=True))
+        with self.engine.connect() as db:
+            frequency = dict(db.execute(
+                text(f"SELECT term, doc FROM {self.t}_vocab WHERE term IN ({', '.join(f':w{i}' for i in range(len(stems)))})"),
+                {f"w{i}": stem for i, stem in enumerate(stems.values())}).fetchall())
+        size = self.size()
+        limit = MAX_DF * size if size >= COMMON_TERMS_FROM else size
+        known = [w for w in words if 0 < frequency.get(stems[w], 0) <= limit]
+        rarest = sorted(known, key=lambda w: frequency[stems[w]])[:MAX_TERMS]
+        return " OR ".join(f'"{w}"' for w in rarest)
+
+    def search(self, query: str, k: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0,
+               date_to: int = 0) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score) of the best ``k`` chunks, best first; filters apply inside SQL."""
+        expression = self.match_expression(query)
+        if not expression:
             return []
-        query_tokens = [t for t in tokenize([query])[0] if t in retriever.vocab_dict]
-        if not query_tokens:
-            return []
-        scores = retriever.get_scores(query_tokens)
-        if allow is not None:
-            scores = np.where([allow(m) for m in metadatas], scores, 0.0)
-        top = np.argsort(-scores)[:k]
-        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+        conditions, params = [f"{self.t}_fts MATCH :q"], {"q": expression, "k": k}
+        if doc_ids:
+            conditions.append(f"c.doc_id IN ({', '.join(f':d{i}' for i in range(len(doc_ids)))})")
+            params.update({f"d{i}": d for i, d in enumerate(doc_ids)})
+        if date_from:
+            conditions.append("c.date_num >= :date_from")
+            params["date_from"] = date_from
+        if date_to:
+            conditions.append("c.date_num <= :date_to")
+            params["date_to"] = date_to
+        sql = (f"SELECT c.chunk_id, -bm25({self.t}_fts) AS score FROM {self.t}_fts "
+               f"JOIN {self.t}_chunks AS c ON c.rowid = {self.t}_fts.rowid "
+               f"WHERE {' AND '.join(conditions)} ORDER BY bm25({self.t}_fts) LIMIT :k")
+        with self.engine.connect() as db:
+            return [(row[0], float(row[1])) for row in db.execute(text(sql), params)]
+
+
+class NoLexicalIndex:
+    """Stands in when the record database is not SQLite: writes are no-ops (dense retrieval works
+    as ever) and a lexical search says what to change."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def add(self, ids, texts, metadatas) -> None:
+        pass
+
+    def delete(self, ids) -> None:
+        pass
+
+    def delete_articles(self, doc_ids) -> None:
+        pass
+
+    def keep_only(self, doc_id, chunk_ids) -> int:
+        return 0
+
+    def clear(self) -> None:
+        pass
+
+    def size(self) -> int:
+        return 0
+
+    def search(self, *args, **kwargs):
+        raise LexicalIndexError(self.reason)
+
+
+def open_lexical_index(engine: Engine, namespace: str) -> LexicalIndex | NoLexicalIndex:
+    try:
+        return LexicalIndex(engine, namespace)
+    except LexicalIndexError as exc:
+        return NoLexicalIndex(str(exc))

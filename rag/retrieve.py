@@ -1,7 +1,7 @@
 """Stage 4 — retrieve: a question in, ranked ``Passage``s out.
 
 Hybrid by default: dense search in Chroma (cosine over all-MiniLM-L6-v2 vectors) and BM25 over
-the same chunks (``rag.lexical``), fused by reciprocal rank (RRF, k=60), which needs no score
+the same chunks (``rag.lexical``, SQLite FTS5), fused by reciprocal rank (RRF, k=60), which needs no score
 calibration between the two. Filters (article ids, a date range) apply to both sides.
 ``HybridRetriever`` is a LangChain retriever, so it composes with runnables.
 """
@@ -19,7 +19,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from rag.chunk import chunk_body, date_number
 from rag.citations import AUTHORSHIP
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, NoLexicalIndex
 from rag.schema import Passage
 from rag.store import LiveStore, store_errors
 
@@ -50,13 +50,10 @@ class Filters:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
-    def allows(self, metadata: dict) -> bool:
-        if self.doc_ids and metadata.get("doc_id") not in self.doc_ids:
-            return False
-        day = metadata.get("date_num", 0)
-        if self.date_from and day < date_number(self.date_from):
-            return False
-        return not (self.date_to and day > date_number(self.date_to))
+    def sql_conditions(self) -> dict:
+        """The same restrictions for the lexical index's SQL (``LexicalIndex.search``)."""
+        return {"doc_ids": self.doc_ids, "date_from": date_number(self.date_from) if self.date_from else 0,
+                "date_to": date_number(self.date_to) if self.date_to else 0}
 
 
 class HybridRetriever(BaseRetriever):
@@ -64,7 +61,7 @@ class HybridRetriever(BaseRetriever):
     ``score`` (fused) and ``dense_score`` (cosine similarity, when the dense side saw the chunk)."""
 
     live: LiveStore
-    lexical: LexicalIndex
+    lexical: LexicalIndex | NoLexicalIndex
     mode: Mode = "hybrid"
     fetch_k: int = 30
     k: int = 8
@@ -76,8 +73,6 @@ class HybridRetriever(BaseRetriever):
         filters = filters or Filters()
         k = k or self.k
 
-        if self.mode != "dense":
-            self.lexical.refresh_if_stale()  # before the read gate: a refresh may itself need the store
         with self.live.reading() as store, store_errors(self.live.settings):  # e.g. the server went away mid-question
             return self._search(store, query, filters, k)
 
@@ -90,10 +85,8 @@ class HybridRetriever(BaseRetriever):
                 entry["score"] += 1.0 / (RRF_K + rank + 1)
                 entry["dense"] = 1.0 - float(distance)
         if self.mode in ("hybrid", "bm25"):
-            allow = None if filters.is_empty() else filters.allows
-            hits = self.lexical.search(expand_lexical_query(query), self.fetch_k, allow, refresh=False)
-            for rank, (position, _score) in enumerate(hits):
-                chunk_id = self.lexical.ids[position]
+            hits = self.lexical.search(expand_lexical_query(query), self.fetch_k, **filters.sql_conditions())
+            for rank, (chunk_id, _score) in enumerate(hits):
                 if chunk_id not in ranked:  # seen by BM25 only: its Document is fetched below
                     ranked[chunk_id] = {"doc": None, "score": 0.0, "dense": None}
                 ranked[chunk_id]["score"] += 1.0 / (RRF_K + rank + 1)

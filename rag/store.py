@@ -136,9 +136,36 @@ def open_store(settings: Settings, client: chromadb.ClientAPI, model: EmbeddingM
     )
 
 
-def with_embeddings(store: Chroma, embeddings: Embeddings) -> Chroma:
-    """The same collection, computing vectors through ``embeddings`` (indexing's prefetcher)."""
-    return Chroma(client=store._client, collection_name=store._collection.name, embedding_function=embeddings)
+class MirroredChroma(Chroma):
+    """The indexer's writer: every chunk written to or deleted from the collection is written to
+    or deleted from the lexical index (``rag.lexical``) in the same call, so the two never drift.
+
+    Order matters for crashes: the lexical row is added before Chroma's (a crash leaves at most a
+    row the next run re-adds idempotently or reconciles away) and deleted after it.
+    """
+
+    def __init__(self, lexical, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lexical = lexical
+
+    def add_texts(self, texts, metadatas=None, ids=None, **kwargs) -> list[str]:
+        texts = list(texts)
+        if ids is None:
+            raise ValueError("the indexer always passes chunk ids")
+        self.lexical.add(list(ids), texts, list(metadatas or [{} for _ in texts]))
+        return super().add_texts(texts, metadatas, ids=ids, **kwargs)
+
+    def delete(self, ids: list[str] | None = None, **kwargs) -> None:
+        super().delete(ids, **kwargs)
+        if ids:
+            self.lexical.delete(list(ids))
+
+
+def writer_for(store: Chroma, lexical, embeddings: Embeddings | None = None) -> MirroredChroma:
+    """The same collection, written together with ``lexical``; vectors computed through
+    ``embeddings`` (indexing's prefetcher) when given."""
+    return MirroredChroma(lexical, client=store._client, collection_name=store._collection.name,
+                          embedding_function=embeddings or store.embeddings)
 
 
 def delete_collection(settings: Settings, client: chromadb.ClientAPI) -> None:
