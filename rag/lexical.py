@@ -14,10 +14,12 @@ rebuilt by every app process after every re-index (~30 s at 100k chunks, and a c
 ~32k chunks, where one Chroma ``get`` exceeds SQLite's variable limit), held every text in every
 process, and filtered in a Python loop. FTS5 is in the standard library and needs no rebuild.
 
-Queries keep BM25's behaviour on what matters: English stop words are dropped and the
-``MAX_TERMS`` rarest remaining words are searched; in large collections, words found in more than
-``MAX_DF`` of the chunks are skipped too. Very common words add almost nothing to a BM25 ranking
-but make FTS5 score every chunk that contains them (the cost that grows with the corpus).
+Queries drop English stop words. In large collections (``LARGE`` chunks and up) they also keep
+only the ``MAX_TERMS`` rarest remaining words, none found in more than ``MAX_DF`` of the chunks:
+very common words add almost nothing to a BM25 ranking but make FTS5 score every chunk that
+contains them, the cost that grows with the corpus. Measured on SciFact (21k chunks): hybrid
+nDCG@10 0.7225 with these limits, 0.7236 without (BM25 alone 0.651 / 0.671; the bm25s index it
+replaces: 0.668 / hybrid 0.722); at 100k synthetic chunks they cut BM25's p50 from 28 to ~11 ms.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ import Stemmer
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 
-MAX_TERMS = 8  # the rarest informative words of a question that are searched
-MAX_DF = 0.25  # in collections of COMMON_TERMS_FROM chunks or more, words in a larger share are skipped
-COMMON_TERMS_FROM = 20_000
+# In collections of LARGE chunks or more, a question searches only its MAX_TERMS rarest words, and
+# none found in more than MAX_DF of the chunks (smaller collections search every word).
+LARGE = 20_000
+MAX_TERMS = 8
+MAX_DF = 0.10
 _PORTER = Stemmer.Stemmer("porter")  # the algorithm of FTS5's porter tokenizer: vocabulary look-ups agree
 _WORD = re.compile(r"\w+")
 
@@ -150,11 +154,11 @@ class LexicalIndex:
             frequency = dict(db.execute(
                 text(f"SELECT term, doc FROM {self.t}_vocab WHERE term IN ({', '.join(f':w{i}' for i in range(len(stems)))})"),
                 {f"w{i}": stem for i, stem in enumerate(stems.values())}).fetchall())
-        size = self.size()
-        limit = MAX_DF * size if size >= COMMON_TERMS_FROM else size
-        known = [w for w in words if 0 < frequency.get(stems[w], 0) <= limit]
-        rarest = sorted(known, key=lambda w: frequency[stems[w]])[:MAX_TERMS]
-        return " OR ".join(f'"{w}"' for w in rarest)
+        known = [w for w in words if frequency.get(stems[w], 0) > 0]
+        if (size := self.size()) >= LARGE:
+            known = sorted((w for w in known if frequency[stems[w]] <= MAX_DF * size),
+                           key=lambda w: frequency[stems[w]])[:MAX_TERMS]
+        return " OR ".join(f'"{w}"' for w in known)
 
     def search(self, query: str, k: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0,
                date_to: int = 0) -> list[tuple[str, float]]:
@@ -162,21 +166,44 @@ class LexicalIndex:
         expression = self.match_expression(query)
         if not expression:
             return []
-        conditions, params = [f"{self.t}_fts MATCH :q"], {"q": expression, "k": k}
-        if doc_ids:
-            conditions.append(f"c.doc_id IN ({', '.join(f':d{i}' for i in range(len(doc_ids)))})")
-            params.update({f"d{i}": d for i, d in enumerate(doc_ids)})
-        if date_from:
-            conditions.append("c.date_num >= :date_from")
-            params["date_from"] = date_from
-        if date_to:
-            conditions.append("c.date_num <= :date_to")
-            params["date_to"] = date_to
-        sql = (f"SELECT c.chunk_id, -bm25({self.t}_fts) AS score FROM {self.t}_fts "
+        conditions, params = _filter_sql(doc_ids, date_from, date_to)
+        # FTS5's ``rank`` is its BM25 score, computed once per row (bm25() in SELECT and ORDER BY twice).
+        sql = (f"SELECT c.chunk_id, -{self.t}_fts.rank FROM {self.t}_fts "
                f"JOIN {self.t}_chunks AS c ON c.rowid = {self.t}_fts.rowid "
-               f"WHERE {' AND '.join(conditions)} ORDER BY bm25({self.t}_fts) LIMIT :k")
+               f"WHERE {' AND '.join([f'{self.t}_fts MATCH :q', *conditions])} ORDER BY {self.t}_fts.rank LIMIT :k")
         with self.engine.connect() as db:
-            return [(row[0], float(row[1])) for row in db.execute(text(sql), params)]
+            return [(row[0], float(row[1])) for row in db.execute(text(sql), {**params, "q": expression, "k": k})]
+
+    def matching_ids(self, limit: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0,
+                     date_to: int = 0) -> list[str]:
+        """Ids of the chunks a filter allows (at most ``limit``), from the indexed columns."""
+        conditions, params = _filter_sql(doc_ids, date_from, date_to)
+        sql = f"SELECT chunk_id FROM {self.t}_chunks AS c WHERE {' AND '.join(conditions) or '1'} LIMIT :limit"
+        with self.engine.connect() as db:
+            return [row[0] for row in db.execute(text(sql), {**params, "limit": limit})]
+
+    def allowed(self, chunk_ids: list[str], *, doc_ids: tuple[str, ...] = (), date_from: int = 0,
+                date_to: int = 0) -> set[str]:
+        """Which of ``chunk_ids`` a filter allows."""
+        conditions, params = _filter_sql(doc_ids, date_from, date_to)
+        marks = ", ".join(f":c{i}" for i in range(len(chunk_ids)))
+        sql = f"SELECT chunk_id FROM {self.t}_chunks AS c WHERE {' AND '.join([f'c.chunk_id IN ({marks})', *conditions])}"
+        with self.engine.connect() as db:
+            return {row[0] for row in db.execute(text(sql), {**params, **{f"c{i}": c for i, c in enumerate(chunk_ids)}})}
+
+
+def _filter_sql(doc_ids: tuple[str, ...], date_from: int, date_to: int) -> tuple[list[str], dict]:
+    conditions, params = [], {}
+    if doc_ids:
+        conditions.append(f"c.doc_id IN ({', '.join(f':d{i}' for i in range(len(doc_ids)))})")
+        params.update({f"d{i}": d for i, d in enumerate(doc_ids)})
+    if date_from:
+        conditions.append("c.date_num >= :date_from")
+        params["date_from"] = date_from
+    if date_to:
+        conditions.append("c.date_num <= :date_to")
+        params["date_to"] = date_to
+    return conditions, params
 
 
 class NoLexicalIndex:
@@ -206,6 +233,8 @@ class NoLexicalIndex:
 
     def search(self, *args, **kwargs):
         raise LexicalIndexError(self.reason)
+
+    matching_ids = allowed = search
 
 
 def open_lexical_index(engine: Engine, namespace: str) -> LexicalIndex | NoLexicalIndex:
