@@ -49,10 +49,15 @@ def read_beir(folder: Path, split: str = "test") -> tuple[list[dict], dict[str, 
 
 
 def run_beir(folder: Path, settings: Settings, embedding_model=None, progress=None) -> dict:
+    corpus, queries, qrels = read_beir(folder)
+    with tempfile.TemporaryDirectory(prefix="rag-beir-") as temp:  # gone afterwards (~100 MB for SciFact)
+        return _run_beir(folder, corpus, queries, qrels, Path(temp), settings, embedding_model, progress)
+
+
+def _run_beir(folder: Path, corpus: list[dict], queries: dict[str, str], qrels: dict, data_dir: Path,
+              settings: Settings, embedding_model, progress) -> dict:
     from ranx import Qrels, Run, evaluate
 
-    corpus, queries, qrels = read_beir(folder)
-    data_dir = Path(tempfile.mkdtemp(prefix="rag-beir-"))
     bench_settings = settings.model_copy(update={"data_dir": data_dir, "chroma_host": None, "llm": "extractive",
                                                  "fetch_k": 200})
     parts = Components(bench_settings, embedding_model=embedding_model)
