@@ -65,12 +65,15 @@ class Components:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        from rag.lexical import open_lexical_index, sqlite_engine
+        from rag.lexical import NoLexicalIndex, open_lexical_index, sqlite_engine
         from rag.retrieve import HybridRetriever
+        from rag.store import StoreError
 
         self.store()  # fail now, with a clear message, if there is no index
         live = self.live_store()
         lexical = open_lexical_index(sqlite_engine(self.settings.record_db_url), f"chroma/{self.settings.collection}")
+        if isinstance(lexical, NoLexicalIndex) and self.settings.retrieval_mode != "dense":
+            raise StoreError(lexical.reason)  # said at start-up, not on every question
         return HybridRetriever(live=live, lexical=lexical, mode=self.settings.retrieval_mode,
                                fetch_k=self.settings.fetch_k,
                                k=max(8, self.settings.top_k, self.settings.candidate_passages))

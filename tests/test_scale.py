@@ -44,3 +44,15 @@ def test_hybrid_answers_over_40k_chunks(tmp_path, embedding_model):
     only_2019 = Filters(date_from="2019-01-01", date_to="2019-12-31")
     passages = parts.retriever.invoke(question, filters=only_2019)
     assert passages and all(p.metadata["date"].startswith("2019") for p in passages) and dated
+
+
+def test_a_server_record_database_keeps_dense_retrieval_and_says_what_hybrid_needs():
+    from types import SimpleNamespace
+
+    from rag.lexical import LexicalIndexError, NoLexicalIndex, open_lexical_index
+
+    lexical = open_lexical_index(SimpleNamespace(dialect=SimpleNamespace(name="postgresql")), "chroma/articles")
+    assert isinstance(lexical, NoLexicalIndex)
+    lexical.add(["a"], ["text"], [{}])  # the indexer's writes are no-ops: dense indexing goes on
+    with pytest.raises(LexicalIndexError, match="RAG_RETRIEVAL_MODE=dense"):
+        lexical.search("question", 5)
