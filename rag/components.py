@@ -6,6 +6,7 @@ pipeline. Tests build the same objects from a temporary ``Settings`` (or pass fa
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rag.chunk import Chunker
 from rag.embed import EmbeddingModel, load_embedding_model
+from rag.redact import redact_text
 from rag.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: `rag index` never loads the answer side (a second of imports)
@@ -23,6 +25,8 @@ if TYPE_CHECKING:  # imported where used: `rag index` never loads the answer sid
     from rag.llm import Generator
     from rag.retrieve import HybridRetriever
     from rag.store import LiveStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,6 +78,10 @@ class Components:
         lexical = open_lexical_index(sqlite_engine(self.settings.record_db_url), f"chroma/{self.settings.collection}")
         if isinstance(lexical, NoLexicalIndex) and self.settings.retrieval_mode != "dense":
             raise StoreError(lexical.reason)  # said at start-up, not on every question
+        if self.settings.retrieval_mode != "dense" and lexical.size() == 0 and self.store()._collection.count():
+            log.warning("the lexical index in %s is empty but the collection is not: every process must share "
+                        "the indexer's RAG_RECORD_DB_URL (or run `python -m rag index` once); answering from "
+                        "dense search alone until it is filled", redact_text(self.settings.record_db_url))
         return HybridRetriever(live=live, lexical=lexical, mode=self.settings.retrieval_mode,
                                fetch_k=self.settings.fetch_k,
                                k=max(8, self.settings.top_k, self.settings.candidate_passages))

@@ -31,7 +31,7 @@ from sqlalchemy import text
 
 from rag.chunk import Chunker
 from rag.embed import EmbeddingPrefetcher
-from rag.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index
+from rag.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index, sqlite_engine
 from rag.schema import Article
 from rag.settings import Settings
 
@@ -121,7 +121,7 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
 
 def open_record_manager(settings: Settings) -> SQLRecordManager:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    manager = SQLRecordManager(namespace=f"chroma/{settings.collection}", db_url=settings.record_db_url)
+    manager = SQLRecordManager(namespace=f"chroma/{settings.collection}", engine=sqlite_engine(settings.record_db_url))
     manager.create_schema()
     return manager
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import time
 from functools import cache
+from pathlib import Path
 
 import Stemmer
 from sqlalchemy import create_engine, event, text
@@ -59,8 +60,13 @@ def table_prefix(namespace: str) -> str:
 
 
 def sqlite_engine(url: str) -> Engine:
+    """An engine for ``url`` (any SQLAlchemy URL); for SQLite, its folder is created and
+    connections wait up to 10 s for a writer instead of failing."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
+        if engine.url.database and engine.url.database != ":memory:":
+            Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+
         @event.listens_for(engine, "connect")
         def _wait_for_writers(connection, _record):
             connection.execute("PRAGMA busy_timeout=10000")

@@ -86,8 +86,10 @@ class HybridRetriever(BaseRetriever):
     def _search(self, store: Chroma, query: str, filters: Filters, k: int) -> list[Document]:
         ranked: dict[str, dict] = {}  # chunk_id -> {"doc": Document, "score": float, "dense": float}
         # The lexical search runs beside the dense one (SQLite, Chroma and torch release the GIL).
-        lexical = self._pool.submit(self.lexical.search, expand_lexical_query(query), self.fetch_k,
-                               **filters.sql_conditions()) if self.mode in ("hybrid", "bm25") else None
+        lexical = None
+        if self.mode in ("hybrid", "bm25"):
+            lexical = self._pool.submit(self.lexical.search, expand_lexical_query(query), self.fetch_k,
+                                        **filters.sql_conditions())
         if self.mode in ("hybrid", "dense"):
             for rank, (doc, distance) in enumerate(self._dense(store, query, filters)):
                 entry = ranked.setdefault(doc.id, {"doc": doc, "score": 0.0, "dense": None})
@@ -115,7 +117,6 @@ class HybridRetriever(BaseRetriever):
             doc.metadata = {**doc.metadata, "score": entry["score"], "dense_score": entry["dense"]}
             results.append(doc)
         return results
-
 
     def _dense(self, store: Chroma, query: str, filters: Filters) -> list[tuple[Document, float]]:
         """Dense candidates within the filters, which the engines apply: the lexical index's SQL

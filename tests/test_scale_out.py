@@ -174,8 +174,11 @@ def test_a_token_protected_chroma_server(chroma_server, tmp_path, embedding_mode
 def test_a_second_process_on_the_same_chroma_server_sees_the_index(chroma_server, tmp_path):
     import os
 
+    # Separate data dirs (as on two machines); the Chroma server and the record database (which holds
+    # the lexical index) are shared.
     env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "proc"), "RAG_CHROMA_HOST": "127.0.0.1",
-           "RAG_CHROMA_PORT": str(chroma_server), "RAG_LLM": "extractive"}
+           "RAG_CHROMA_PORT": str(chroma_server), "RAG_LLM": "extractive",
+           "RAG_RECORD_DB_URL": f"sqlite:///{tmp_path / 'shared' / 'records.sqlite'}"}
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "ferries.md").write_text("# Night Ferries Return\n\nDate: 2025-05-01\n\nThe harbour authority "
