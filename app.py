@@ -308,7 +308,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             if answer is None:
                 return state, "Only answers can be rated."
             try:
-                service.feedback_limit.take(request.client.host if request and request.client else "unknown")
+                service.feedback_limit.take(client_of(request))
             except LimitExceeded as exc:
                 return state, as_text(str(exc).capitalize()) + "."
             rating = 1 if data.liked else -1
@@ -340,6 +340,11 @@ def build_app(service: ChatService) -> gr.Blocks:
     return demo
 
 
+def client_of(request: gr.Request | None) -> str:
+    """The address limits are counted against (rag.limits)."""
+    return request.client.host if request is not None and request.client else "unknown"
+
+
 def password_guarded(action, throttle: LoginThrottle, role: str, errors: tuple[type[Exception], ...]):
     """An admin/staff action for the UI and API: refused while the calling client is throttled
     (rag.limits), a wrong password counted against it, expected errors shown as messages.
@@ -350,7 +355,7 @@ def password_guarded(action, throttle: LoginThrottle, role: str, errors: tuple[t
     """
     def run(*args):
         *inputs, request = args
-        client = request.client.host if request is not None and request.client else "unknown"
+        client = client_of(request)
         try:
             throttle.check(client)
             result = action(*inputs)
