@@ -27,7 +27,7 @@ from rag.schema import Passage
 from rag.store import LiveStore, store_errors
 
 RRF_K = 60
-MAX_ALLOWED_IDS = 20_000  # a filter allowing more chunks is applied to an over-fetched search
+MAX_ALLOWED_IDS = 50_000  # a filter allowing more chunks is applied to an over-fetched search
 OVERFETCH_MAX = 2_000
 Mode = Literal["hybrid", "dense", "bm25"]
 
