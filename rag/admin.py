@@ -109,13 +109,13 @@ class Admin:
         from rag.index import indexed_doc_ids, indexer_lock
 
         record_manager = open_record_manager(self.settings)
-        known = set(indexed_doc_ids(record_manager)) | set(self._uploads_by_id())
+        uploads = self._uploads_by_id()
+        known = set(indexed_doc_ids(record_manager)) | set(uploads)
         unknown = [d for d in doc_ids if d not in known or d != safe_doc_id(d)]
         if unknown:
             raise AdminError("no such article: " + ", ".join(repr(d[:80]) for d in unknown[:5]))
         with indexer_lock(self.settings, wait=False):
             removed = remove_articles(doc_ids, store=self.components.store(), record_manager=record_manager)
-        uploads = self._uploads_by_id()
         for doc_id in doc_ids:  # an uploaded file would come back on the next re-index
             for upload in uploads.get(doc_id, []):
                 upload.unlink()
