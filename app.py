@@ -282,15 +282,25 @@ def build_app(service: ChatService) -> gr.Blocks:
         def respond(message: str, history: list, state: Session, docs, start, end):
             yield from service.respond(message, history, state, docs, start, end)
 
-        def clear_question():
-            return ""
+        def take_question(message: str):
+            # The box is emptied the moment a question is sent, not after its answer has streamed:
+            # clearing it afterwards wiped whatever the reader had typed in the meantime.
+            return "", message
 
-        submit = question.submit(
-            respond, [question, chatbot, session, doc_filter, date_from, date_to],
-            [chatbot, sources, session, status], api_name="chat", concurrency_limit=service.settings.concurrency_limit,
+        sent = gr.State("")
+        submit = question.submit(take_question, question, [question, sent], queue=False,
+                                 api_visibility="private").then(
+            respond, [sent, chatbot, session, doc_filter, date_from, date_to],
+            [chatbot, sources, session, status], api_visibility="private",
+            concurrency_limit=service.settings.concurrency_limit,
         )
-        submit.then(clear_question, None, question, api_visibility="private")
         question.stop(None, None, None, cancels=[submit])
+        # The streaming ``/chat`` API takes the question itself (a State is not an API input);
+        # the hidden button only carries the endpoint, as gr.ChatInterface does.
+        chat_api = gr.Button(visible=False)
+        chat_api.click(respond, [question, chatbot, session, doc_filter, date_from, date_to],
+                       [chatbot, sources, session, status], api_name="chat",
+                       concurrency_limit=service.settings.concurrency_limit)
 
         def example_selected(example: gr.SelectData, history, state, docs, start, end):
             yield from respond(example.value["text"], history, state, docs, start, end)

@@ -120,6 +120,27 @@ def test_answer_streams_in_with_sources_and_a_clickable_citation(app_server, bro
     page.close()
 
 
+def test_the_box_empties_on_send_and_keeps_what_is_typed_during_the_answer(app_server, browser):
+    url, _ = app_server
+    page = open_page(browser, url)
+    box = page.locator("#question textarea")
+    box.fill(KIMI_QUESTION)
+    page.keyboard.press("Enter")
+    answers_when_emptied = page.evaluate("""() => new Promise(resolve => {
+        const box = document.querySelector('#question textarea');
+        const check = () => box.value === ''
+            ? resolve(document.querySelectorAll('#chat .answer, #chat .refusal').length)
+            : requestAnimationFrame(check);
+        check();
+    })""")
+    assert answers_when_emptied == 0, "the box is emptied when the question is sent, before its answer"
+    box.fill("a draft typed while the answer streams")
+    page.wait_for_function("document.querySelectorAll('#chat .answer, #chat .refusal').length > 0", timeout=120_000)
+    page.wait_for_timeout(500)  # any step queued after the answer has run by now
+    assert box.input_value() == "a draft typed while the answer streams"
+    page.close()
+
+
 def test_follow_up_is_rewritten_before_retrieval(app_server, browser):
     url, _ = app_server
     page = open_page(browser, url)
