@@ -233,6 +233,9 @@ DURATION_UNITS = re.compile(r"\b(seconds?|minutes?|hours?|days?|weeks?|months?|q
 MONTHS = re.compile(r"\b([Jj]an(uary)?|[Ff]eb(ruary)?|[Mm]arch|[Aa]pr(il)?|May|[Jj]une?|[Jj]uly?|[Aa]ug(ust)?|"
                     r"[Ss]ep(t(ember)?)?|[Oo]ct(ober)?|[Nn]ov(ember)?|[Dd]ec(ember)?)\b")  # "may" the verb is no date
 YEAR = re.compile(r"(?<![/\d])\b(1[89]\d\d|20\d\d)s?\b(?![/\d])")  # not Directive 2002/58/EC
+DATED_YEAR = re.compile(r"\b(in|since|by|until|from|during|before|after|through|fiscal year|FY)\s+"
+                        r"((early|mid|late)[- ])?(1[89]\d\d|20\d\d)s?\b(?![/\d])|" + MONTHS.pattern + r"[\s\d,]*\b(1[89]|20)\d\d\b",
+                        re.I)
 DAY_OR_TIME = re.compile(r"\b(\d{1,2}(:\d\d)?\s*(a\.?m\.?|p\.?m\.?)|noon|midnight|o'clock|mondays?|tuesdays?|"
                          r"wednesdays?|thursdays?|fridays?|saturdays?|sundays?|spring|summer|autumn|fall|winter|"
                          r"today|yesterday|tomorrow)(?!\w)", re.I)
@@ -248,8 +251,8 @@ def answers_kind(kind: str, text: str, question: str) -> bool:
     if kind == "date":
         return bool(YEAR.search(text) or MONTHS.search(text) or DAY_OR_TIME.search(text)
                     or re.search(r"\d{1,2}/\d{1,2}/\d{2,4}", text))
-    if kind == "number":
-        return bool(re.search(r"\d", text) or NUMBER_WORDS.search(text))
+    if kind == "number":  # a year is not an amount: "How many staff?" – "In 2023." is off-target
+        return bool(re.search(r"\d", DATED_YEAR.sub(" ", text)) or NUMBER_WORDS.search(text))
     if kind == "duration":
         return bool(re.search(r"\d", text) or DURATION_UNITS.search(text))
     if kind == "name":  # a capitalised word the question does not already give (any position)

@@ -41,9 +41,12 @@ class TokenChoice:
 
 
 def refusal_probability(steps: list[TokenChoice]) -> float | None:
-    """P(the reply starts as a refusal), from the first two steps; None without probabilities."""
+    """P(the reply starts as a refusal), from the first two steps; None without probabilities.
+    For an evidence-first JSON reply, P(its evidence list is empty) (``empty_evidence_probability``)."""
     if not steps:
         return None
+    if steps[0].token.lstrip().startswith("{"):
+        return empty_evidence_probability(steps)
     first = sum(steps[0].p(t) for t in REFUSAL_FIRST)
     if steps[0].token not in REFUSAL_FIRST or len(steps) < 2:
         # Not on the refusal path: its second step is unseen, so take its likeliest case (an upper bound).
@@ -64,3 +67,13 @@ def answering_start(steps: list[TokenChoice]) -> str | None:
         if token not in REFUSAL_SECOND and token.strip():
             options.append((p_first * math.exp(logprob), steps[0].token + token))
     return max(options)[1] if options else None
+
+
+def empty_evidence_probability(steps: list[TokenChoice]) -> float | None:
+    """P(``"evidence": []``) at the step that opens the list, where the model chooses between
+    naming a sentence (``" ["`` then a number) and none (``" [],"``). The probabilities llama.cpp
+    reports are the model's own, before the grammar, so they are not forced to 0 or 1."""
+    for step in steps:
+        if "[" in step.token:
+            return sum(step.p(token) for token in {step.token, *step.top} if "[]" in token.replace(" ", ""))
+    return None

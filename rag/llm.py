@@ -13,19 +13,20 @@ plain function of the passages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.utils.json import parse_partial_json
 from langchain_openai import ChatOpenAI
 
 from rag import llm_local
 from rag.confidence import TokenChoice
 from rag.extractive import extractive_answer
-from rag.prompt import make_prompt, prompt_inputs
+from rag.prompt import REFUSAL, evidence_schema, format_sentences, make_prompt, prompt_inputs, question_text
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class UsageRecorder(BaseCallbackHandler):
     """Collects what a chat model reports beside its text: the prompt's token count (prompt length
     is what costs time on a CPU) and the first tokens' probabilities (``rag.confidence``)."""
 
-    def __init__(self, steps: int = 4) -> None:
+    def __init__(self, steps: int = 12) -> None:  # evidence JSON decides at about the 7th token
         self.prompt_tokens: int | None = None
         self.first_steps: list[TokenChoice] = []
         self._steps = steps
@@ -103,6 +104,58 @@ def chat_generator(name: str, chat_model: Runnable, style: str = "cite") -> Gene
                      chat_model=chat_model, continuation=with_start | chat_model | StrOutputParser())
 
 
+def evidence_generator(name: str, chat_model: Runnable) -> Generator:
+    """Evidence before answer: the model names the numbered sentences that state the answer (or
+    none), then answers, in JSON held to ``evidence_schema`` by llama.cpp's grammar (its
+    ``json_schema`` request field). An empty list is a refusal decided before any answer is
+    written; otherwise the answer streams and gets the chosen sentences' passages as its markers."""
+    prompt = make_prompt("evidence")
+
+    def reply(x: dict) -> Iterator[str]:
+        passages, owners = format_sentences(x["passages"])
+        messages = prompt.invoke({"question": question_text(x["question"]), "passages": passages})
+        constrained = chat_model.bind(extra_body={"json_schema": evidence_schema(len(owners))})
+        yield from answer_from_evidence((chunk.content for chunk in constrained.stream(messages)), owners)
+
+    return Generator(name=name, runnable=RunnableLambda(reply), chat_model=chat_model)
+
+
+def answer_from_evidence(pieces: Iterable[str], owners: list[int]) -> Iterator[str]:
+    """Stream the ``answer`` of a streamed ``{"evidence": [...], "answer": "..."}`` reply as text,
+    ending with ``[n]`` markers for the passages its evidence sentences belong to (``owners``:
+    sentence number - 1 → passage number); the refusal if the evidence list is empty."""
+    raw, shown, data = "", "", None
+    for piece in pieces:
+        raw += piece
+        try:
+            data = parse_partial_json(raw)
+        except ValueError:  # not yet a parsable prefix ("", "{\"ev")
+            continue
+        if not isinstance(data, dict) or "answer" not in data:
+            continue
+        if not _evidence(data, owners):  # the list closed empty: no answer is worth waiting for
+            break
+        answer = data["answer"] if isinstance(data["answer"], str) else ""
+        if answer.startswith(shown) and len(answer) > len(shown):
+            yield answer[len(shown):]
+            shown = answer
+    data = data if isinstance(data, dict) else {}
+    cited = _evidence(data, owners)
+    if not cited:
+        yield REFUSAL if not shown else ""
+        return
+    answer = data.get("answer") if isinstance(data.get("answer"), str) else shown
+    rest = answer[len(shown):] if answer.startswith(shown) else ""
+    yield rest + " " + "".join(f"[{n}]" for n in cited)
+
+
+def _evidence(data: dict, owners: list[int]) -> list[int]:
+    """Passage numbers of the valid sentence numbers in ``data["evidence"]``, first mention first."""
+    numbers = data.get("evidence") if isinstance(data.get("evidence"), list) else []
+    valid = [owners[n - 1] for n in numbers if isinstance(n, int) and 1 <= n <= len(owners)]
+    return list(dict.fromkeys(valid))
+
+
 def prompt_style(settings: Settings, small_local_model: bool) -> str:
     if settings.prompt_style != "auto":
         return settings.prompt_style
@@ -129,7 +182,10 @@ def openai_backend(settings: Settings) -> Generator:
         max_retries=1,
         streaming=True,
     )
-    return chat_generator(f"openai/{settings.llm_model}", chat, prompt_style(settings, small_local_model=False))
+    style = prompt_style(settings, small_local_model=False)
+    if style == "evidence":  # the server must take llama.cpp's "json_schema" request field
+        return evidence_generator(f"openai/{settings.llm_model}", chat)
+    return chat_generator(f"openai/{settings.llm_model}", chat, style)
 
 
 @register("local")
@@ -140,4 +196,7 @@ def local_backend(settings: Settings) -> Generator:
     chat = ChatOpenAI(base_url=base_url, api_key="local", model=spec.name, temperature=0,
                       max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout_s, max_retries=0,
                       streaming=True, stream_usage=True, logprobs=True, top_logprobs=5)
-    return chat_generator(f"local/{spec.name}", chat, prompt_style(settings, small_local_model=True))
+    style = prompt_style(settings, small_local_model=True)
+    if style == "evidence":
+        return evidence_generator(f"local/{spec.name}", chat)
+    return chat_generator(f"local/{spec.name}", chat, style)

@@ -21,6 +21,7 @@ import unicodedata
 from langchain_core.prompts import ChatPromptTemplate
 
 from rag.chunk import readable_date
+from rag.context import passage_sentences
 from rag.schema import Passage
 
 REFUSAL = "The articles don't say."
@@ -35,6 +36,14 @@ SYSTEMS = {
                      f"that supports it in square brackets, like [1] or [2]. If the passages do not contain the "
                      f"answer, reply: {REFUSAL}",
 }
+
+# ``evidence``: the model first names the numbered sentences that answer (or none), then answers
+# from them; the reply is JSON held to a schema by the server's grammar (``evidence_schema``).
+SYSTEMS["evidence"] = (
+    _RULES + "Each passage sentence has a number. Reply in JSON: first \"evidence\", the numbers of the "
+    "sentences that state the answer to the question asked (at most three; an empty list if no sentence "
+    "states it), then \"answer\", one or two short sentences that use only those sentences. If the list "
+    f"is empty, the answer is: {REFUSAL}")
 
 USER = "{passages}\n\nQuestion: {question}"
 
@@ -59,6 +68,16 @@ def neutralise(text: str) -> str:
     return _FENCE.sub(lambda m: "[" + m.group(1), text)
 
 
+def _article_line(passage: Passage) -> str:
+    words = passage.title.split()
+    label = " ".join(words[:10]) + ("…" if len(words) > 10 else "")
+    if passage.date:
+        label += f" ({readable_date(passage.date)})"
+    if passage.author:
+        label += f", by {passage.author}"
+    return f"Article: {neutralise(label)}"
+
+
 def format_passages(passages: list[Passage]) -> str:
     """All passages inside one ``<passages>`` fence; one short header per article, then its
     passages as ``[n] text``. Passages must already be grouped by article (``group_by_article``).
@@ -69,15 +88,33 @@ def format_passages(passages: list[Passage]) -> str:
     for n, passage in enumerate(passages, start=1):
         if passage.doc_id != current:
             current = passage.doc_id
-            words = passage.title.split()
-            label = " ".join(words[:10]) + ("…" if len(words) > 10 else "")
-            if passage.date:
-                label += f" ({readable_date(passage.date)})"
-            if passage.author:
-                label += f", by {passage.author}"
-            lines.append(f"Article: {neutralise(label)}")
+            lines.append(_article_line(passage))
         lines.append(f"[{n}] {neutralise(passage.shown or passage.text)}")
     return "<passages>\n" + "\n".join(lines) + "\n</passages>"
+
+
+def format_sentences(passages: list[Passage]) -> tuple[str, list[int]]:
+    """Like ``format_passages``, but every shown sentence numbered on its own line (for the
+    ``evidence`` style). Returns the text and, for each sentence number - 1, its passage number."""
+    lines, owners, current = [], [], None
+    for n, passage in enumerate(passages, start=1):
+        if passage.doc_id != current:
+            current = passage.doc_id
+            lines.append(_article_line(passage))
+        # rag.context joins the sentences it chose with "… " where it skipped some.
+        for sentence in passage_sentences((passage.shown or passage.text).replace("… ", "\n\n")):
+            owners.append(n)
+            lines.append(f"[{len(owners)}] {neutralise(sentence)}")
+    return "<passages>\n" + "\n".join(lines) + "\n</passages>", owners
+
+
+def evidence_schema(sentences: int) -> dict:
+    """The reply's shape: sentence numbers that exist (at most three), then a bounded answer."""
+    return {"type": "object",
+            "properties": {"evidence": {"type": "array", "maxItems": 3,
+                                        "items": {"type": "integer", "minimum": 1, "maximum": max(1, sentences)}},
+                           "answer": {"type": "string", "maxLength": 400}},
+            "required": ["evidence", "answer"]}
 
 
 def group_by_article(passages: list[Passage]) -> list[Passage]:
@@ -88,5 +125,9 @@ def group_by_article(passages: list[Passage]) -> list[Passage]:
     return [p for group in order.values() for p in group]
 
 
+def question_text(question: str) -> str:
+    return " ".join(neutralise(question).split())
+
+
 def prompt_inputs(question: str, passages: list[Passage]) -> dict:
-    return {"question": " ".join(neutralise(question).split()), "passages": format_passages(passages)}
+    return {"question": question_text(question), "passages": format_passages(passages)}

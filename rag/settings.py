@@ -71,9 +71,11 @@ class Settings(BaseSettings):
     llm_ctx: int = 4096
     llm_max_tokens: int = 160
     llm_timeout_s: float = 120.0
-    prompt_style: Literal["auto", "plain", "cite"] = Field(
-        "auto", description="cite: ask the model for [n] markers; plain: don't (better for the 1.5B); auto: plain "
-        "for local models, cite for servers. Citations are verified and attached after generation either way."
+    prompt_style: Literal["auto", "plain", "cite", "evidence"] = Field(
+        "auto", description="cite: ask the model for [n] markers; plain: don't (better for the 1.5B); evidence: "
+        "JSON naming the answering sentences before the answer (llama.cpp grammar; local, or a llama.cpp "
+        "server); auto: plain for local models, cite for servers. Citations are verified and attached after "
+        "generation either way."
     )
     refuse_above: float = Field(
         1.01, description="Refuse an answer the model was at least this likely to withhold (token probabilities, "
