@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from langchain_core.embeddings import Embeddings
 
 from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal
-from rag.confidence import answering_start, refusal_probability
+from rag.confidence import answering_start
 from rag.context import SentenceVectors, estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
 from rag.prompt import REFUSAL, group_by_article
@@ -134,7 +134,7 @@ class Pipeline:
     def second_opinion(self, answer: Answer, question: str, passages: list[Passage], usage: UsageRecorder) -> Answer:
         """Act on how likely the model was to refuse (``rag.confidence``): refuse an answer it nearly
         withheld; re-ask, with an answering start written in, a refusal it was unsure of."""
-        p_refuse = refusal_probability(usage.first_steps)
+        p_refuse = self.generator.refusal_probability(usage.first_steps)
         answer.refusal_probability = p_refuse
         if p_refuse is None:
             return answer

@@ -251,8 +251,12 @@ def answers_kind(kind: str, text: str, question: str) -> bool:
     if kind == "date":
         return bool(YEAR.search(text) or MONTHS.search(text) or DAY_OR_TIME.search(text)
                     or re.search(r"\d{1,2}/\d{1,2}/\d{2,4}", text))
-    if kind == "number":  # a year is not an amount: "How many staff?" – "In 2023." is off-target
-        return bool(re.search(r"\d", DATED_YEAR.sub(" ", text)) or NUMBER_WORDS.search(text))
+    if kind == "number":
+        # A year is not an amount ("How many staff?" – "In 2023."), nor is a number the question
+        # already gives ("How many parameters does Mythos 5 have?" – "Mythos 5 is risky.").
+        given = set(re.findall(r"\d[\d,.]*", question))
+        amounts = [n for n in re.findall(r"\d[\d,.]*", DATED_YEAR.sub(" ", text)) if n.rstrip(".,") not in given]
+        return bool(amounts or NUMBER_WORDS.search(text))
     if kind == "duration":
         return bool(re.search(r"\d", text) or DURATION_UNITS.search(text))
     if kind == "name":  # a capitalised word the question does not already give (any position)

@@ -41,12 +41,9 @@ class TokenChoice:
 
 
 def refusal_probability(steps: list[TokenChoice]) -> float | None:
-    """P(the reply starts as a refusal), from the first two steps; None without probabilities.
-    For an evidence-first JSON reply, P(its evidence list is empty) (``empty_evidence_probability``)."""
+    """P(the reply starts as a refusal), from the first two steps; None without probabilities."""
     if not steps:
         return None
-    if steps[0].token.lstrip().startswith("{"):
-        return empty_evidence_probability(steps)
     first = sum(steps[0].p(t) for t in REFUSAL_FIRST)
     if steps[0].token not in REFUSAL_FIRST or len(steps) < 2:
         # Not on the refusal path: its second step is unseen, so take its likeliest case (an upper bound).
@@ -69,11 +66,15 @@ def answering_start(steps: list[TokenChoice]) -> str | None:
     return max(options)[1] if options else None
 
 
-def empty_evidence_probability(steps: list[TokenChoice]) -> float | None:
-    """P(``"evidence": []``) at the step that opens the list, where the model chooses between
-    naming a sentence (``" ["`` then a number) and none (``" [],"``). The probabilities llama.cpp
-    reports are the model's own, before the grammar, so they are not forced to 0 or 1."""
-    for step in steps:
-        if "[" in step.token:
-            return sum(step.p(token) for token in {step.token, *step.top} if "[]" in token.replace(" ", ""))
-    return None
+def no_evidence_probability(steps: list[TokenChoice]) -> float | None:
+    """P(the evidence line reads "none"), for a reply written after "Evidence:": the model's
+    first token is the choice between a sentence number and none (after a bare space, the next)."""
+    if not steps:
+        return None
+    first = steps[0]
+    p_none = sum(first.p(t) for t in {first.token, *first.top} if t.strip().lower().startswith("none"))
+    if first.token.isspace() and len(steps) > 1:
+        second = steps[1]
+        p_none += first.p(first.token) * sum(second.p(t) for t in {second.token, *second.top}
+                                             if t.strip().lower().startswith("none"))
+    return p_none

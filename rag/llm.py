@@ -13,6 +13,7 @@ plain function of the passages.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -20,13 +21,13 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
-from langchain_core.utils.json import parse_partial_json
 from langchain_openai import ChatOpenAI
 
 from rag import llm_local
-from rag.confidence import TokenChoice
+from rag.confidence import TokenChoice, no_evidence_probability, refusal_probability
 from rag.extractive import extractive_answer
-from rag.prompt import REFUSAL, evidence_schema, format_sentences, make_prompt, prompt_inputs, question_text
+from rag.prompt import (EVIDENCE_GRAMMAR, EVIDENCE_START, REFUSAL, format_sentences, make_prompt, prompt_inputs,
+                        question_text)
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,15 @@ class Generator:
     chat_model: Runnable | None = None  # for auxiliary calls (follow-up rewriting); None: extractive
     # The same call with the reply's start written in: {"question", "passages", "start"} -> the rest.
     continuation: Runnable | None = None
+    # P(the reply is a refusal), from the first tokens' probabilities (rag.confidence).
+    refusal_probability: Callable[[list[TokenChoice]], float | None] = refusal_probability
 
 
 class UsageRecorder(BaseCallbackHandler):
     """Collects what a chat model reports beside its text: the prompt's token count (prompt length
     is what costs time on a CPU) and the first tokens' probabilities (``rag.confidence``)."""
 
-    def __init__(self, steps: int = 12) -> None:  # evidence JSON decides at about the 7th token
+    def __init__(self, steps: int = 4) -> None:
         self.prompt_tokens: int | None = None
         self.first_steps: list[TokenChoice] = []
         self._steps = steps
@@ -105,55 +108,49 @@ def chat_generator(name: str, chat_model: Runnable, style: str = "cite") -> Gene
 
 
 def evidence_generator(name: str, chat_model: Runnable) -> Generator:
-    """Evidence before answer: the model names the numbered sentences that state the answer (or
-    none), then answers, in JSON held to ``evidence_schema`` by llama.cpp's grammar (its
-    ``json_schema`` request field). An empty list is a refusal decided before any answer is
-    written; otherwise the answer streams and gets the chosen sentences' passages as its markers."""
+    """Evidence before answer: the model first names the numbered sentences that state the answer,
+    or "none", then answers — two lines ("Evidence: 3, 5" / "Answer: …") after a written-in
+    "Evidence:", held by ``EVIDENCE_GRAMMAR`` (llama.cpp's ``grammar`` request field). "none" is a
+    refusal decided at the first token, before any answer is written; otherwise the answer streams
+    and ends with the chosen sentences' passages as its markers, for the checker to verify."""
     prompt = make_prompt("evidence")
 
     def reply(x: dict) -> Iterator[str]:
         passages, owners = format_sentences(x["passages"])
-        messages = prompt.invoke({"question": question_text(x["question"]), "passages": passages})
-        constrained = chat_model.bind(extra_body={"json_schema": evidence_schema(len(owners))})
+        messages = [*prompt.invoke({"question": question_text(x["question"]), "passages": passages}).to_messages(),
+                    AIMessage(EVIDENCE_START)]
+        constrained = chat_model.bind(extra_body={"grammar": EVIDENCE_GRAMMAR})
         yield from answer_from_evidence((chunk.content for chunk in constrained.stream(messages)), owners)
 
-    return Generator(name=name, runnable=RunnableLambda(reply), chat_model=chat_model)
+    return Generator(name=name, runnable=RunnableLambda(reply), chat_model=chat_model,
+                     refusal_probability=no_evidence_probability)
+
+
+_EVIDENCE_LINE = re.compile(r"\s*(none|[\d,\s]*)\s*\n\s*Answer:\s*(?=\S)", re.IGNORECASE)
 
 
 def answer_from_evidence(pieces: Iterable[str], owners: list[int]) -> Iterator[str]:
-    """Stream the ``answer`` of a streamed ``{"evidence": [...], "answer": "..."}`` reply as text,
-    ending with ``[n]`` markers for the passages its evidence sentences belong to (``owners``:
-    sentence number - 1 → passage number); the refusal if the evidence list is empty."""
-    raw, shown, data = "", "", None
+    """Stream the answer line of a streamed " 3, 5\nAnswer: …" reply, ending with the evidence
+    sentences' passage markers; the refusal as soon as the evidence reads "none"."""
+    raw, cited = "", []
     for piece in pieces:
-        raw += piece
-        try:
-            data = parse_partial_json(raw)
-        except ValueError:  # not yet a parsable prefix ("", "{\"ev")
-            continue
-        if not isinstance(data, dict) or "answer" not in data:
-            continue
-        if not _evidence(data, owners):  # the list closed empty: no answer is worth waiting for
-            break
-        answer = data["answer"] if isinstance(data["answer"], str) else ""
-        if answer.startswith(shown) and len(answer) > len(shown):
-            yield answer[len(shown):]
-            shown = answer
-    data = data if isinstance(data, dict) else {}
-    cited = _evidence(data, owners)
+        if not cited:  # still reading the evidence line
+            raw += piece
+            if raw.strip().lower().startswith("none"):
+                break
+            if not (match := _EVIDENCE_LINE.match(raw)):
+                continue
+            numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
+            cited = list(dict.fromkeys(owners[n - 1] for n in numbers if 1 <= n <= len(owners)))
+            if not cited:  # only numbers of sentences that do not exist
+                break
+            piece = raw[match.end():]
+        if piece:
+            yield piece
     if not cited:
-        yield REFUSAL if not shown else ""
+        yield REFUSAL
         return
-    answer = data.get("answer") if isinstance(data.get("answer"), str) else shown
-    rest = answer[len(shown):] if answer.startswith(shown) else ""
-    yield rest + " " + "".join(f"[{n}]" for n in cited)
-
-
-def _evidence(data: dict, owners: list[int]) -> list[int]:
-    """Passage numbers of the valid sentence numbers in ``data["evidence"]``, first mention first."""
-    numbers = data.get("evidence") if isinstance(data.get("evidence"), list) else []
-    valid = [owners[n - 1] for n in numbers if isinstance(n, int) and 1 <= n <= len(owners)]
-    return list(dict.fromkeys(valid))
+    yield " " + "".join(f"[{n}]" for n in cited)
 
 
 def prompt_style(settings: Settings, small_local_model: bool) -> str:
@@ -183,7 +180,7 @@ def openai_backend(settings: Settings) -> Generator:
         streaming=True,
     )
     style = prompt_style(settings, small_local_model=False)
-    if style == "evidence":  # the server must take llama.cpp's "json_schema" request field
+    if style == "evidence":  # the server must take llama.cpp's "grammar" request field
         return evidence_generator(f"openai/{settings.llm_model}", chat)
     return chat_generator(f"openai/{settings.llm_model}", chat, style)
 

@@ -37,13 +37,17 @@ SYSTEMS = {
                      f"answer, reply: {REFUSAL}",
 }
 
-# ``evidence``: the model first names the numbered sentences that answer (or none), then answers
-# from them; the reply is JSON held to a schema by the server's grammar (``evidence_schema``).
+# ``evidence``: the model names the numbered sentences that answer (or none) before it answers, in
+# two short lines after a written-in "Evidence:", held by a GBNF grammar: ~4 tokens before the answer
+# (a JSON reply took ~14, and measured worse; see README "Quality").
 SYSTEMS["evidence"] = (
-    _RULES + "Each passage sentence has a number. Reply in JSON: first \"evidence\", the numbers of the "
-    "sentences that state the answer to the question asked (at most three; an empty list if no sentence "
-    "states it), then \"answer\", one or two short sentences that use only those sentences. If the list "
-    f"is empty, the answer is: {REFUSAL}")
+    _RULES + "Each passage sentence has a number. Reply in two lines. First line: \"Evidence:\" and the "
+    "numbers of the sentences that state the answer to the question asked (at most three), or \"none\" if no "
+    "sentence states it. Second line: \"Answer:\" and one or two short sentences that use only those "
+    f"sentences. If the evidence is none, the answer is: {REFUSAL}")
+EVIDENCE_START = "Evidence:"
+EVIDENCE_GRAMMAR = r'''root ::= " " ("none" | num (", " num){0,2}) "\nAnswer: " [^\n]+
+num ::= [1-9] [0-9]?'''
 
 USER = "{passages}\n\nQuestion: {question}"
 
@@ -95,7 +99,7 @@ def format_passages(passages: list[Passage]) -> str:
 
 def format_sentences(passages: list[Passage]) -> tuple[str, list[int]]:
     """Like ``format_passages``, but every shown sentence numbered on its own line (for the
-    ``evidence`` style). Returns the text and, for each sentence number - 1, its passage number."""
+    ``evidence`` style: sentences are what the model chooses from). Returns the text and, for each sentence number - 1, its passage number."""
     lines, owners, current = [], [], None
     for n, passage in enumerate(passages, start=1):
         if passage.doc_id != current:
@@ -106,15 +110,6 @@ def format_sentences(passages: list[Passage]) -> tuple[str, list[int]]:
             owners.append(n)
             lines.append(f"[{len(owners)}] {neutralise(sentence)}")
     return "<passages>\n" + "\n".join(lines) + "\n</passages>", owners
-
-
-def evidence_schema(sentences: int) -> dict:
-    """The reply's shape: sentence numbers that exist (at most three), then a bounded answer."""
-    return {"type": "object",
-            "properties": {"evidence": {"type": "array", "maxItems": 3,
-                                        "items": {"type": "integer", "minimum": 1, "maximum": max(1, sentences)}},
-                           "answer": {"type": "string", "maxLength": 400}},
-            "required": ["evidence", "answer"]}
 
 
 def group_by_article(passages: list[Passage]) -> list[Passage]:

@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 120.0
     prompt_style: Literal["auto", "plain", "cite", "evidence"] = Field(
         "auto", description="cite: ask the model for [n] markers; plain: don't (better for the 1.5B); evidence: "
-        "JSON naming the answering sentences before the answer (llama.cpp grammar; local, or a llama.cpp "
-        "server); auto: plain for local models, cite for servers. Citations are verified and attached after "
+        "the model names the answering sentences (or none) before it answers, held by a grammar (local, or a "
+        "llama.cpp server); auto: plain for local models, cite for servers. Citations are verified and attached after "
         "generation either way."
     )
     refuse_above: float = Field(

@@ -157,3 +157,12 @@ def test_abbreviations_do_not_end_sentences_and_number_words_match_digits():
     answer = finalize("How long does the act give a controller to cure a violation?",
                       "The controller has 60 days to cure the violation.", statute, {}, "fake")
     assert not answer.refused
+
+
+def test_a_year_or_a_number_the_question_gives_does_not_answer_how_many():
+    assert not answers_kind("number", "In 2023.", "How many staff did the agency hire?")
+    assert not answers_kind("number", "The Mythos 5 architecture has unquantified risks.",
+                            "How many parameters does Anthropic's Mythos 5 model have?")
+    assert answers_kind("number", "Mythos 5 has 40 billion parameters.", "How many parameters does Mythos 5 have?")
+    assert answers_kind("number", "It spent $5 million in 2023.", "How much did the agency spend?")
+    assert answers_kind("number", "The agency has 2000 employees.", "How many employees does it have?")

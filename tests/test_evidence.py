@@ -1,16 +1,15 @@
-"""Evidence before answer: the JSON reply's sentence numbers, its streamed answer, and the
-probability that the evidence list was empty."""
+"""Evidence before answer (``RAG_PROMPT_STYLE=evidence``): sentence numbers, the streamed answer,
+its markers, and the probability that the evidence was "none"."""
 
-import json
 import math
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from rag.answer import finalize
-from rag.confidence import TokenChoice, empty_evidence_probability, refusal_probability
+from rag.confidence import TokenChoice, no_evidence_probability
 from rag.llm import answer_from_evidence, evidence_generator
-from rag.prompt import REFUSAL, evidence_schema, format_sentences
+from rag.prompt import EVIDENCE_GRAMMAR, REFUSAL, format_sentences
 from rag.schema import Passage
 
 BUDGET = Passage(chunk_id="b:0", doc_id="budget", title="Agency budget",
@@ -37,65 +36,74 @@ def test_sentences_the_context_stage_skipped_stay_apart():
     assert owners == [1, 1]
 
 
-def test_the_schema_allows_only_sentence_numbers_that_exist():
-    schema = evidence_schema(7)
-    assert list(schema["properties"]) == ["evidence", "answer"]  # evidence is written first
-    assert schema["properties"]["evidence"]["items"]["maximum"] == 7
-    assert schema["properties"]["evidence"]["maxItems"] == 3
+def test_the_grammar_puts_the_evidence_line_first():
+    assert EVIDENCE_GRAMMAR.startswith('root ::= " " ("none" | num')
+    assert '"\\nAnswer: "' in EVIDENCE_GRAMMAR
 
 
 def test_the_answer_streams_and_ends_with_the_evidence_passages():
-    reply = json.dumps({"evidence": [3, 1], "answer": "It spent $5 million; the plan came in 2024."})
-    streamed = list(answer_from_evidence(pieces(reply), owners=[1, 1, 2]))
+    streamed = list(answer_from_evidence(pieces(" 3, 1\nAnswer: It spent $5 million; the plan came in 2024."),
+                                         owners=[1, 1, 2]))
     assert len(streamed) > 3, "the answer arrives piece by piece, not at the end"
     assert "".join(streamed) == "It spent $5 million; the plan came in 2024. [2][1]"
 
 
-def test_an_empty_evidence_list_is_a_refusal_without_waiting_for_the_answer():
+def test_none_is_a_refusal_without_waiting_for_the_answer():
     consumed = []
 
     def reply():
-        for piece in pieces('{"evidence": [], "answer": "The agency spent a lot on cloud computing in 2023."}'):
+        for piece in pieces(" none\nAnswer: The agency spent a lot on cloud computing in 2023."):
             consumed.append(piece)
             yield piece
 
     assert "".join(answer_from_evidence(reply(), owners=[1, 1])) == REFUSAL
-    assert len(consumed) < 12, "generation stops once the list closes empty"
+    assert len(consumed) <= 2, "generation stops at the evidence line"
 
 
 def test_sentence_numbers_that_do_not_exist_are_ignored():
-    reply = json.dumps({"evidence": [9], "answer": "Made up."})
-    assert "".join(answer_from_evidence(pieces(reply), owners=[1, 1])) == REFUSAL
+    assert "".join(answer_from_evidence(pieces(" 9\nAnswer: Made up."), owners=[1, 1])) == REFUSAL
 
 
 def test_an_off_target_answer_still_faces_the_checker():
-    # The model cites the budget sentence but answers a question about hiring with a date.
-    reply = "".join(answer_from_evidence(pieces(json.dumps({"evidence": [1], "answer": "In 2023."})), [1, 1]))
-    answer = finalize("How many staff did the agency hire?", reply, [BUDGET], {}, "fake")
-    assert answer.refused
+    # The model names the budget sentence but answers a question about hiring with a year.
+    reply = "".join(answer_from_evidence(pieces(" 1\nAnswer: In 2023."), [1, 1]))
+    assert reply == "In 2023. [1]"
+    assert finalize("How many staff did the agency hire?", reply, [BUDGET], {}, "fake").refused
 
 
-def test_the_generator_runs_the_chat_model_and_checks_nothing_itself():
-    reply = json.dumps({"evidence": [2], "answer": "It hired 40 staff."})
-    model = GenericFakeChatModel(messages=iter([AIMessage(reply)]))
-    generator = evidence_generator("fake", model)
-    text = "".join(generator.runnable.stream({"question": "How many staff?", "passages": [BUDGET]}))
+class Recording(GenericFakeChatModel):
+    """A fake chat model that remembers what it was sent (messages and request options)."""
+
+    sent: list = []
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        self.sent.append((messages, kwargs))
+        yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+def test_the_generator_writes_in_the_start_and_sends_the_grammar():
+    model = Recording(messages=iter([AIMessage(" 2\nAnswer: It hired 40 staff.")]), sent=[])
+    text = "".join(evidence_generator("fake", model).runnable.stream({"question": "How many staff?",
+                                                                      "passages": [BUDGET]}))
     assert text == "It hired 40 staff. [1]"
+    messages, options = model.sent[0]
+    assert messages[-1].type == "ai" and messages[-1].content == "Evidence:"
+    assert "[2] It hired 40 staff." in messages[-2].content
+    assert options["extra_body"] == {"grammar": EVIDENCE_GRAMMAR}
     answer = finalize("How many staff did the agency hire?", text, [BUDGET], {}, "fake")
     assert not answer.refused and "40" in answer.answer and answer.citations[0].chunk_id == "b:0"
 
 
 def choice(token: str, **top: float) -> TokenChoice:
     top = {t.replace("_", " "): math.log(p) for t, p in top.items()}
-    return TokenChoice(token, top.get(token, math.log(0.5)), top)
+    return TokenChoice(token, top[token.replace("_", " ")] if token in top else math.log(0.5), top)
 
 
-def test_empty_evidence_probability_is_read_where_the_list_opens():
-    opening = [choice("{\n"), choice(' "'), choice("evidence"), choice('":')]
-    unsure = [*opening, choice(" [", **{"_[": 0.65, "_[],\n": 0.26, "_[],": 0.01}), choice("2")]
-    sure = [*opening, choice(" [", **{"_[": 0.97, "_[],\n": 0.003}), choice("1")]
-    refused = [*opening, choice(" [],\n", **{"_[],\n": 0.8, "_[": 0.2})]
-    assert math.isclose(empty_evidence_probability(unsure), 0.27)
-    assert math.isclose(empty_evidence_probability(sure), 0.003)
-    assert math.isclose(refusal_probability(refused), 0.8)  # the JSON path is recognised
-    assert empty_evidence_probability(opening) is None
+def test_no_evidence_probability_is_read_off_the_first_token():
+    sure = [choice(" ", **{"_": 0.49, "_[": 0.46, "_none": 0.022, "_None": 0.01}), choice("1", **{"1": 0.99})]
+    unsure = [choice(" none", **{"_none": 0.47, "_": 0.22, "_[": 0.2, "_None": 0.07})]
+    via_space = [choice(" ", **{"_": 0.6, "_none": 0.1}), choice("none", **{"none": 0.5, "3": 0.5})]
+    assert math.isclose(no_evidence_probability(sure), 0.032)
+    assert math.isclose(no_evidence_probability(unsure), 0.54)
+    assert math.isclose(no_evidence_probability(via_space), 0.1 + 0.6 * 0.5)
+    assert no_evidence_probability([]) is None
