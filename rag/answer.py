@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
-from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal
+from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal, question_parts
 from rag.confidence import answering_start
 from rag.context import SentenceVectors, estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
 from rag.prompt import REFUSAL, group_by_article
-from rag.retrieve import Filters, HybridRetriever, interleave, question_parts, to_passage
+from rag.retrieve import Filters, HybridRetriever, interleave, to_passage
 from rag.schema import Answer, Citation, Passage
 from rag.settings import Settings
 

@@ -182,11 +182,29 @@ def grounded(fact: str, sentences: list[_Sentence], question_terms: set[str], qu
 
 
 HOW_MANY = re.compile(r"\bhow (?:many|much)\b(.*)", re.I)
+_WH = r"(?:(?:on|in|by|at|above|below|under|from|to|for|with|during|after|before)\s+)?(?:what|which|when|who|whom|whose|where|why|how)\b"
+COMPOUND = re.compile(rf"(?:[,;?]\s*(?:and\s+)?|\s+and\s+)(?={_WH})", re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions inside a compound one ("Which memo was it, and when was it signed?"), or
+    ``[]`` for a simple question. Each part is retrieved for on its own, so the article that
+    answers the second half competes too."""
+    parts = [p.strip(" ,;?") for p in COMPOUND.split(question)]
+    parts = [p for p in parts if len(p.split()) >= 3]
+    return parts if len(parts) > 1 else []
 
 
 def counted_terms(question: str) -> set[str]:
     """What a "how many/much" question counts: the words after it up to the next stop word
-    ("how many separate AI bills had …" -> separ, ai, bill; "how much in damages can …" -> damag)."""
+    ("how many separate AI bills had …" -> separ, ai, bill; "how much in damages can …" -> damag).
+    Nothing when part of a compound question asks something else: a number in the answer may
+    answer that part ("What order number was it, and how many days did it allow?")."""
+    counts = [_counted(part) for part in question_parts(question) or [question]]
+    return set().union(*counts) if all(counts) else set()
+
+
+def _counted(question: str) -> set[str]:
     match = HOW_MANY.search(question)
     if not match:
         return set()
@@ -215,7 +233,7 @@ def stands_in_question_context(names: set[str], question_terms: set[str], senten
 QUESTION_KINDS = [
     # "When did/was …" asks for a date; "When GAO studied …, what did …" does not.
     ("date", re.compile(r"\b(when (did|does|do|is|was|were|will|would|has|had|have|can|could|should|must|are)|"
-                        r"(what|which) (date|day|year|month)|by what (date|time)|since when)\b", re.I)),
+                        r"(what|which) (dates?|days?|years?|months?)|by what (date|time)|since when)\b", re.I)),
     ("duration", re.compile(r"\bhow (long|often|soon)\b", re.I)),
     ("number", re.compile(r"\b(how (many|much|large|big|high|low|far)|by how much|what (share|percentage|percent|"
                           r"proportion|fraction|number|amount|sum|price|cost|rate|portion)|how many)\b", re.I)),

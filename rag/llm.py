@@ -26,8 +26,15 @@ from langchain_openai import ChatOpenAI
 from rag import llm_local
 from rag.confidence import TokenChoice, no_evidence_probability, refusal_probability
 from rag.extractive import extractive_answer
-from rag.prompt import (EVIDENCE_GRAMMAR, EVIDENCE_START, REFUSAL, format_sentences, make_prompt, prompt_inputs,
-                        question_text)
+from rag.prompt import (
+    EVIDENCE_GRAMMAR,
+    EVIDENCE_START,
+    REFUSAL,
+    format_sentences,
+    make_prompt,
+    prompt_inputs,
+    question_text,
+)
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ calibration between the two. Filters (article ids, a date range) apply to both s
 from __future__ import annotations
 
 import math
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -145,17 +144,6 @@ def expand_lexical_query(query: str) -> str:
     return f"{query} author" if AUTHORSHIP.search(query) else query
 
 
-_WH = r"(?:(?:on|in|by|at|above|below|under|from|to|for|with|during|after|before)\s+)?(?:what|which|when|who|whom|whose|where|why|how)\b"
-COMPOUND = re.compile(rf"(?:[,;?]\s*(?:and\s+)?|\s+and\s+)(?={_WH})", re.IGNORECASE)
-
-
-def question_parts(question: str) -> list[str]:
-    """The questions inside a compound one ("Which memo was it, and when was it signed?"), or
-    ``[]`` for a simple question. Each part is retrieved for on its own, so the article that
-    answers the second half competes too."""
-    parts = [p.strip(" ,;?") for p in COMPOUND.split(question)]
-    parts = [p for p in parts if len(p.split()) >= 3]
-    return parts if len(parts) > 1 else []
 
 
 def interleave(ranked_lists: list[list[Document]], k: int) -> list[Document]:

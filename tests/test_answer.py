@@ -91,7 +91,7 @@ def test_instructions_inside_passages_are_fenced_as_data():
 
 
 def test_compound_questions_are_split_into_the_questions_they_hold():
-    from rag.retrieve import question_parts
+    from rag.citations import question_parts
 
     assert question_parts("Which memo was rescinded, and on what date was it signed?") == [
         "Which memo was rescinded", "on what date was it signed"]

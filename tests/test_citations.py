@@ -166,3 +166,22 @@ def test_a_year_or_a_number_the_question_gives_does_not_answer_how_many():
     assert answers_kind("number", "Mythos 5 has 40 billion parameters.", "How many parameters does Mythos 5 have?")
     assert answers_kind("number", "It spent $5 million in 2023.", "How much did the agency spend?")
     assert answers_kind("number", "The agency has 2000 employees.", "How many employees does it have?")
+
+
+def test_in_a_compound_question_a_number_may_answer_the_part_that_is_not_a_count():
+    passages = [Passage(chunk_id="a", doc_id="eo", title="Order",
+                        text="Pursuant to Executive Order 14179 of January 23, 2025, I directed my Administration "
+                             "to remove barriers. Within 180 days, the plan is due.")]
+    question = "What executive order number was the January 23, 2025 order given, and how many days did it allow?"
+    sentence = check_answer("The executive order number given was 14179 [1].", passages, question)[0]
+    assert sentence.supported
+    # Asked only how many days, the order's number is not an answer (no "days" stands near it).
+    alone = [Passage(chunk_id="b", doc_id="eo", title="Order",
+                     text="Pursuant to Executive Order 14179 of January 23, 2025, I directed my Administration "
+                          "to remove barriers.")]
+    simple = "How many days did the January 23, 2025 order allow for the plan?"
+    assert not check_answer("The order allowed 14179 [1].", alone, simple)[0].supported
+
+
+def test_what_dates_asks_for_a_date():
+    assert expected_kinds("On what dates was the summit held?") == ["date"]
