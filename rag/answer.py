@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
-from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal, question_parts
+from rag.citations import answers_kind, check_answer, expected_kinds, holds_question_years, is_refusal, question_parts
 from rag.confidence import answering_start
 from rag.context import SentenceVectors, estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
@@ -201,6 +201,9 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
         markers = "".join(f"[{n}]" for n in sentence.cites)
         parts.append(f"{sentence.text.rstrip()} {markers}".rstrip())
         cited.extend(n for n in sentence.cites if n not in cited)
+    # "How many comments on the 2017 proposal?" answered from passages that never say 2017.
+    if not holds_question_years(question, passages, [passages[n - 1] for n in cited]):
+        return refusal(question, passages, timings, llm, text)
     citations = [
         Citation(n=n, doc_id=passages[n - 1].doc_id, title=passages[n - 1].title, chunk_id=passages[n - 1].chunk_id,
                  text=passages[n - 1].text, start=passages[n - 1].start, end=passages[n - 1].end)

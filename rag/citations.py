@@ -195,13 +195,13 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) > 1 else []
 
 
-def counted_terms(question: str) -> set[str]:
-    """What a "how many/much" question counts: the words after it up to the next stop word
+def counted_terms(question: str) -> list[set[str]]:
+    """What a "how many/much" question counts (one set per part of a compound question): the words after it up to the next stop word
     ("how many separate AI bills had …" -> separ, ai, bill; "how much in damages can …" -> damag).
     Nothing when part of a compound question asks something else: a number in the answer may
     answer that part ("What order number was it, and how many days did it allow?")."""
     counts = [_counted(part) for part in question_parts(question) or [question]]
-    return set().union(*counts) if all(counts) else set()
+    return counts if all(counts) else []
 
 
 def _counted(question: str) -> set[str]:
@@ -219,9 +219,12 @@ def _counted(question: str) -> set[str]:
     return {_normal_word(w) for w in phrase if len(w) > 2} - {""}
 
 
-def counts_the_right_thing(numbers: set[str], counted: set[str], sentences: list[_Sentence]) -> bool:
-    """Does one of ``numbers`` stand in (or next to) a sentence that names what is counted?"""
-    return any(window & counted for _sentence, window in _windows(numbers, sentences))
+def counts_the_right_thing(numbers: set[str], counted: list[set[str]], sentences: list[_Sentence]) -> bool:
+    """Does one of ``numbers`` stand in (or next to) a sentence that names what one part of the
+    question counts — half its words, when it takes four or more ("how much CHIPS Act grant
+    funding" is not answered by "$40 billion investment in memory chip manufacturing")?"""
+    return any(len(window & terms) >= max(1, len(terms) // 2)
+               for _sentence, window in _windows(numbers, sentences) for terms in counted)
 
 
 def stands_in_question_context(names: set[str], question_terms: set[str], sentences: list[_Sentence]) -> bool:
@@ -235,8 +238,10 @@ QUESTION_KINDS = [
     ("date", re.compile(r"\b(when (did|does|do|is|was|were|will|would|has|had|have|can|could|should|must|are)|"
                         r"(what|which) (dates?|days?|years?|months?)|by what (date|time)|since when)\b", re.I)),
     ("duration", re.compile(r"\bhow (long|often|soon)\b", re.I)),
-    ("number", re.compile(r"\b(how (many|much|large|big|high|low|far)|by how much|what (share|percentage|percent|"
-                          r"proportion|fraction|number|amount|sum|price|cost|rate|portion)|how many)\b", re.I)),
+    # "What share …", and "What tariff rate …" / "What total dollar amount …" too.
+    ("number", re.compile(r"\b(how (many|much|large|big|high|low|far)|by how much|what (?:(?!(?:did|does|do|is|was|"
+                          r"were|are|has|had|have)\b)\w+ ){0,2}(share|percentage|percent|proportion|fraction|number|"
+                          r"amount|sum|price|cost|rate|portion)|how many)\b", re.I)),
     ("name", re.compile(r"\b(which|what) (news ?\w*|publication|outlet|newspaper|magazine|agency|agencies|company|"
                         r"companies|firm|firms|organi[sz]ations?|country|countries|state|states|administration|official|"
                         r"officials|regions?|city|cities|subcommittee|committee|department|program|bank|university|"
@@ -282,6 +287,18 @@ def answers_kind(kind: str, text: str, question: str) -> bool:
         return any(word[0].isupper() and word.lower() not in STOPWORDS and _normal_word(word) not in asked
                    for word in WORD.findall(text))
     return True
+
+
+def holds_question_years(question: str, shown: list[Passage], cited: list[Passage]) -> bool:
+    """Do the passages hold the years the question names — each in some passage shown, and one in
+    a passage cited (text, title or date)? A figure for "the 2017 proposal" from passages that
+    never say 2017 is a neighbouring figure, not the answer."""
+    years = {m.group(1) for m in YEAR.finditer(question)}
+    if not years:
+        return True
+    def held(passages: list[Passage]) -> str:
+        return " ".join(f"{p.title} {p.date} {p.text}" for p in passages)
+    return all(year in held(shown) for year in years) and any(year in held(cited) for year in years)
 
 
 def support(sentence_terms: set[str], passage_terms: set[str]) -> float:

@@ -185,3 +185,29 @@ def test_in_a_compound_question_a_number_may_answer_the_part_that_is_not_a_count
 
 def test_what_dates_asks_for_a_date():
     assert expected_kinds("On what dates was the summit held?") == ["date"]
+
+
+def test_a_figure_for_a_neighbouring_year_is_refused():
+    comments = [Passage(chunk_id="f", doc_id="fcc", title="Mining public comments", date="2015-03-01",
+                        text="The FCC received 800,000 public comments on its 2014 Net Neutrality plan.")]
+    asked_2017 = finalize("How many public comments did the FCC receive on its 2017 proposal?",
+                          "The FCC received 800,000 public comments.", comments, {}, "fake")
+    asked_2014 = finalize("How many public comments did the FCC receive on its 2014 proposal?",
+                          "The FCC received 800,000 public comments.", comments, {}, "fake")
+    assert asked_2017.refused and not asked_2014.refused
+
+
+def test_a_count_must_stand_beside_what_is_counted_not_beside_a_modifier():
+    micron = [Passage(chunk_id="m", doc_id="chips", title="Chips investments",
+                      text="Micron announced a $40 billion investment in memory chip manufacturing.")]
+    grant = "How much CHIPS Act grant funding did Micron receive for its memory chip manufacturing investment?"
+    assert not check_answer("Micron received $40 billion [1].", micron, grant)[0].supported
+    assert check_answer("Micron invested $40 billion [1].", micron,
+                        "How much did Micron announce for memory chip manufacturing?")[0].supported
+
+
+def test_a_rate_asked_with_a_modifier_needs_a_number():
+    assert expected_kinds("What tariff rate did the administration set for the second phase?") == ["number"]
+    assert not answers_kind("number", "The administration set a significant duty rate.",
+                            "What tariff rate did the administration set?")
+    assert expected_kinds("What did the administration set?") == []
