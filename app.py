@@ -6,13 +6,17 @@ API: ``/ask`` (question → the answer JSON of ``python -m rag ask --json``) and
 
 from __future__ import annotations
 
+import contextlib
 import html
 import inspect
 import logging
 import re
+import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import gradio as gr
 import uvicorn
@@ -25,7 +29,7 @@ from rag.followup import rewrite_question
 from rag.index import IndexBusyError, list_articles
 from rag.limits import LimitExceeded, LoginThrottle, RateLimit
 from rag.load import normalise_date, safe_doc_id
-from rag.present import answer_html, as_text, passage_card, sources_html
+from rag.present import answer_html, as_text, passage_card, share_query, sources_html, turn_markdown
 from rag.redact import redact_logs
 from rag.retrieve import Filters
 from rag.schema import Answer
@@ -105,6 +109,7 @@ class Session:
     source_turns: list[tuple[str, list[str]]] = field(default_factory=list)
     turns: int = 0  # questions asked so far: numbers the source cards (#src-turn-n) uniquely
     last_feedback_id: int | None = None
+    transcript: list[str] = field(default_factory=list)  # each answered turn as Markdown, for download
 
     def trim(self, history: list) -> list:
         """Keep the last MAX_TURNS turns (re-keying the answers to the kept messages)."""
@@ -114,6 +119,7 @@ class Session:
             self.answers = {i - drop: a for i, a in self.answers.items() if i >= drop}
         self.source_turns = self.source_turns[-SOURCE_TURNS:]
         self.history = self.history[-REWRITE_TURNS:]
+        self.transcript = self.transcript[-MAX_TURNS:]
         return history
 
 
@@ -151,8 +157,9 @@ class ChatService:
         titles = [re.sub(r"[^\w\s,.;:'’?&%-]+", " ", row["title"][:80]) for row in rows if row.get("title")]
         return [f"What does “{' '.join(title.split())}” say?" for title in titles]
 
-    def respond(self, message: str, history: list, state: Session, docs, start, end):
-        """One chat turn, streamed: yields (chat messages, sources panel HTML, state, status line)."""
+    def respond(self, message: str, history: list, state: Session, docs, start, end, base_url: str = ""):
+        """One chat turn, streamed: yields (chat messages, sources panel HTML, state, status line).
+        ``base_url``: the app's address as the reader sees it, for links in the downloaded transcript."""
         history = state.trim(list(history or []))
         try:
             question = clean_question(message, self.settings.max_question_chars)  # before any other use
@@ -189,7 +196,10 @@ class ChatService:
                     state.source_turns[-1] = (question, [
                         self.source_card(p, n, turn, cited=n in cited, articles=articles)
                         for n, p in enumerate(answer.contexts, 1)])
-                    history[-1] = {"role": "assistant", "content": answer_html(answer, turn)}
+                    link = share_query(question, filters.doc_ids, filters.date_from, filters.date_to)
+                    history[-1] = {"role": "assistant", "content": answer_html(answer, turn, link)}
+                    state.transcript.append(turn_markdown(
+                        answer, turn, article_url=lambda doc_id: f"{base_url}article/{quote(doc_id)}" if base_url else ""))
                     state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
                     state.history.append((question, answer.answer))
                     history = state.trim(history)
@@ -217,6 +227,31 @@ class ChatService:
         except Exception as exc:
             return {"question": question, "error": user_message(exc)}
 
+
+
+def base_url_of(request: gr.Request | None) -> str:
+    """The app's address as this reader reached it ("http://host:port/"), or "" (API without one)."""
+    try:
+        return str(request.base_url) if request is not None else ""
+    except Exception:  # a request Gradio built without an HTTP request behind it
+        return ""
+
+
+def write_transcript(turns: list[str], keep_s: int = 3600) -> str:
+    """The conversation as a Markdown file (Gradio serves a copy from its cache). Written to its
+    own folder under one temp folder, where files older than ``keep_s`` are deleted as it goes."""
+    root = Path(tempfile.gettempdir()) / "policy-desk-transcripts"
+    root.mkdir(exist_ok=True)
+    for old in root.glob("*/*.md"):
+        if old.stat().st_mtime < time.time() - keep_s:
+            old.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # another process may be at the same folder
+                old.parent.rmdir()
+    folder = root / uuid.uuid4().hex
+    folder.mkdir()
+    path = folder / f"conversation-{time.strftime('%Y-%m-%d-%H%M')}.md"
+    path.write_text(f"# {TITLE}: conversation\n\n" + "\n".join(turns), encoding="utf-8")
+    return str(path)
 
 
 def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
@@ -264,6 +299,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                                           elem_id="question", max_lines=4, submit_btn=True, stop_btn=True)
                 with gr.Row():
                     new_chat = gr.Button("New conversation", size="sm", elem_id="new-chat")
+                    download = gr.DownloadButton("Download conversation (Markdown)", size="sm", elem_id="download",
+                                                 interactive=False)
                 with gr.Accordion("Filters", open=False):
                     doc_filter = gr.Dropdown(article_choices, multiselect=True, label="Only these articles",
                                              elem_id="doc-filter")
@@ -279,8 +316,14 @@ def build_app(service: ChatService) -> gr.Blocks:
                 gr.Markdown("### Sources")
                 sources = gr.HTML(sources_html([]), elem_id="sources")
 
-        def respond(message: str, history: list, state: Session, docs, start, end):
-            yield from service.respond(message, history, state, docs, start, end)
+        def respond(message: str, history: list, state: Session, docs, start, end, request: gr.Request):
+            yield from service.respond(message, history, state, docs, start, end, base_url=base_url_of(request))
+
+        def export(state: Session):
+            """The conversation so far as a Markdown file for the download button."""
+            if not state.transcript:
+                return gr.DownloadButton(value=None, interactive=False)
+            return gr.DownloadButton(value=write_transcript(state.transcript), interactive=True)
 
         def take_question(message: str):
             # The box is emptied the moment a question is sent, not after its answer has streamed:
@@ -294,7 +337,31 @@ def build_app(service: ChatService) -> gr.Blocks:
             [chatbot, sources, session, status], api_visibility="private",
             concurrency_limit=service.settings.concurrency_limit,
         )
+        submit.then(export, session, download, api_visibility="private")
         question.stop(None, None, None, cancels=[submit])
+
+        # A shared link (``/?q=…&docs=…&from=…&to=…``, see rag.present.share_query) asks at once.
+        known_ids = {doc_id for _label, doc_id in article_choices}
+
+        def read_link(request: gr.Request):
+            params = request.query_params if request else {}
+            docs = [d for d in params.get("docs", "").split(",") if d in known_ids]
+            return (params.get("q", "")[: service.settings.max_question_chars], docs,
+                    params.get("from", "")[:20], params.get("to", "")[:20])
+
+        def respond_to_link(message: str, history: list, state: Session, docs, start, end, request: gr.Request):
+            if not message:
+                yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                return
+            yield from respond(message, history, state, docs, start, end, request)
+
+        linked = gr.State("")  # not ``sent``: a question typed meanwhile must not be asked twice
+        demo.load(read_link, None, [linked, doc_filter, date_from, date_to], queue=False,
+                  api_visibility="private").then(
+            respond_to_link, [linked, chatbot, session, doc_filter, date_from, date_to],
+            [chatbot, sources, session, status], api_visibility="private",
+            concurrency_limit=service.settings.concurrency_limit,
+        ).then(export, session, download, api_visibility="private")
         # The streaming ``/chat`` API takes the question itself (a State is not an API input);
         # the hidden button only carries the endpoint, as gr.ChatInterface does.
         chat_api = gr.Button(visible=False)
@@ -302,16 +369,17 @@ def build_app(service: ChatService) -> gr.Blocks:
                        [chatbot, sources, session, status], api_name="chat",
                        concurrency_limit=service.settings.concurrency_limit)
 
-        def example_selected(example: gr.SelectData, history, state, docs, start, end):
-            yield from respond(example.value["text"], history, state, docs, start, end)
+        def example_selected(example: gr.SelectData, history, state, docs, start, end, request: gr.Request):
+            yield from respond(example.value["text"], history, state, docs, start, end, request)
 
         chatbot.example_select(example_selected, [chatbot, session, doc_filter, date_from, date_to],
-                               [chatbot, sources, session, status], api_visibility="private")
+                               [chatbot, sources, session, status], api_visibility="private").then(
+            export, session, download, api_visibility="private")
 
         def reset():
-            return [], sources_html([]), Session(), ""
+            return [], sources_html([]), Session(), "", gr.DownloadButton(value=None, interactive=False)
 
-        new_chat.click(reset, None, [chatbot, sources, session, status], api_visibility="private")
+        new_chat.click(reset, None, [chatbot, sources, session, status, download], api_visibility="private")
 
         def rate(data: gr.LikeData, state: Session, request: gr.Request):
             answer = state.answers.get(data.index if isinstance(data.index, int) else data.index[0])

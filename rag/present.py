@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import urlencode
 
 from rag.chunk import readable_date
 from rag.schema import Answer, Passage
@@ -28,7 +29,13 @@ def as_text(text: str) -> str:
     return text.translate(_INERT)
 
 
-def answer_html(answer: Answer, turn: int) -> str:
+def share_query(question: str, doc_ids: tuple[str, ...] = (), date_from: str = "", date_to: str = "") -> str:
+    """The link that asks ``question`` again, with its filters: opening ``/?q=…`` asks it directly."""
+    params = {"q": question, "docs": ",".join(doc_ids), "from": date_from, "to": date_to}
+    return "?" + urlencode({k: v for k, v in params.items() if v})
+
+
+def answer_html(answer: Answer, turn: int, link: str = "") -> str:
     if answer.refused:
         related = "".join(
             f'<li><a class="cite" href="#src-{turn}-{n}">{as_text(p.title)}</a></li>'
@@ -40,7 +47,41 @@ def answer_html(answer: Answer, turn: int) -> str:
                   as_text(answer.answer))  # our citation links are the only links in an answer
     note = f"<div class='rewrite'>Searched for: {as_text(answer.rewritten_question)}</div>" \
         if answer.rewritten_question else ""
-    return f"<div class='answer'>{body}</div>{note}"
+    share = (f"<div class='share'><a href='{html.escape(link, quote=True)}' target='_blank' rel='noopener'>"
+             f"Link to this question</a></div>") if link else ""
+    return f"<div class='answer'>{body}</div>{note}{share}"
+
+
+# Markdown that could act in a downloaded file (links, images, HTML, emphasis, tables) and the
+# starts of bare links (GFM autolinks "http://", "www."), backslash-escaped as CommonMark allows.
+_MD_ACTIVE = re.compile(r"([\\`*_{}\[\]()<>!|~$#])|(?<=http)(:)|(?<=https)(:)|(?<=www)(\.)", re.IGNORECASE)
+
+
+def md_text(text: str) -> str:
+    """Untrusted text for a Markdown file: one line, shown as written, nothing rendered."""
+    return _MD_ACTIVE.sub(lambda m: "\\" + m.group(0), " ".join(text.split()))
+
+
+def turn_markdown(answer: Answer, turn: int, article_url=None) -> str:
+    """One question and its answer as Markdown, each citation a footnote: the article's title and
+    date, a link (its source URL, else ``article_url(doc_id)``), and the cited passage's opening."""
+    lines = [f"## {md_text(answer.question)}", ""]
+    if answer.refused:
+        lines.append(md_text(answer.answer))
+        return "\n".join(lines) + "\n"
+    lines.append(re.sub(r"\\\[(\d+)\\\]", lambda m: f"[^{turn}-{m.group(1)}]", md_text(answer.answer)))
+    lines.append("")
+    for citation in answer.citations:
+        passage = answer.contexts[citation.n - 1] if citation.n <= len(answer.contexts) else None
+        date = readable_date(passage.date) if passage and passage.date else ""
+        source = passage.source if passage and passage.source.startswith(("http://", "https://")) else ""
+        url = source or (article_url(citation.doc_id) if article_url else "")
+        words = citation.text.split()
+        excerpt = " ".join(words[:40]) + (" …" if len(words) > 40 else "")
+        title = f"*{md_text(citation.title)}*" + (f" ({date})" if date else "")
+        link = f" <{url.replace('>', '%3E').replace(' ', '%20')}>" if url else ""
+        lines.append(f"[^{turn}-{citation.n}]: {title}{link}: “{md_text(excerpt)}”")
+    return "\n".join(lines) + "\n"
 
 
 def passage_card(passage: Passage, n: int, turn: int, *, cited: bool, article: str = "") -> str:

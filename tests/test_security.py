@@ -234,3 +234,19 @@ def test_padded_questions_are_refused_before_any_work():
 
     with pytest.raises(QuestionError, match="limit is 2,000"):
         clean_question("why?" + " " * 5_000_000, 2000)
+
+
+def test_article_markup_in_a_downloaded_transcript_stays_text():
+    from rag.present import md_text, turn_markdown
+    from rag.schema import Answer, Citation, Passage
+
+    hostile = "See ![chart](https://attacker.example/x.png) <img src=x> [annex](https://phish.example) www.phish.example"
+    assert md_text(hostile) == (r"See \!\[chart\]\(https\://attacker.example/x.png\) \<img src=x\> "
+                                r"\[annex\]\(https\://phish.example\) www\.phish.example")
+    passage = Passage(chunk_id="c", doc_id="d", title="A *title*", text=hostile, source="/corpus/d.txt")
+    answer = Answer(question="What does it say?", answer=f"{hostile} [1]", refused=False,
+                    citations=[Citation(n=1, doc_id="d", title="A *title*", chunk_id="c", text=hostile, start=0,
+                                        end=len(hostile))], contexts=[passage], timings={}, llm="fake")
+    markdown = turn_markdown(answer, 2, article_url=lambda doc_id: f"http://127.0.0.1:7860/article/{doc_id}")
+    assert "[^2-1]" in markdown and "<http://127.0.0.1:7860/article/d>" in markdown  # our link, not the path
+    assert "](" not in markdown.replace(r"\](", "") and "<img" not in markdown.replace(r"\<img", "")

@@ -141,6 +141,27 @@ def test_the_box_empties_on_send_and_keeps_what_is_typed_during_the_answer(app_s
     page.close()
 
 
+def test_a_shared_link_asks_its_question_and_the_conversation_downloads_as_markdown(app_server, browser):
+    from urllib.parse import quote
+
+    url, _ = app_server
+    page = open_page(browser, f"{url}?q={quote(KIMI_QUESTION)}")  # what "Link to this question" opens
+    page.wait_for_function("document.querySelectorAll('#chat .answer, #chat .refusal').length > 0", timeout=120_000)
+    answer = page.locator("#chat .answer").last
+    assert "Kimi" in answer.inner_text()
+    link = page.locator("#chat .share a").last.get_attribute("href")
+    assert link.startswith("?q=") and "Chinese" in link.replace("+", " ")
+    page.wait_for_function("!document.querySelector('#download').disabled", timeout=10_000)
+    with page.expect_download() as download:
+        page.click("#download")
+    markdown = Path(download.value.path()).read_text(encoding="utf-8")
+    assert f"## {KIMI_QUESTION}" in markdown
+    assert "Kimi" in markdown and "[^1-1]" in markdown, "the answer's citation is a footnote"
+    footnote = next(line for line in markdown.splitlines() if line.startswith("[^1-1]:"))
+    assert "/article/us-ai-export-controls-anthropic" in footnote, "the footnote links the article"
+    page.close()
+
+
 def test_follow_up_is_rewritten_before_retrieval(app_server, browser):
     url, _ = app_server
     page = open_page(browser, url)
