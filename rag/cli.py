@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question with cited passages")
     ask.add_argument("question", nargs="?")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--markdown", action="store_true",
+                     help="print the answer as Markdown, citations as footnotes (as the web chat's download)")
     ask.add_argument("--batch", type=Path, metavar="FILE.jsonl", help="answer every {id, question} line; JSONL out")
     add_filter_arguments(ask)
     ask.set_defaults(handler=cmd_ask)
@@ -177,6 +179,10 @@ def cmd_ask(args, settings: Settings) -> int:
         answer = pipeline.ask(args.question, filters_from(args))
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False))
+        elif args.markdown:
+            from rag.present import turn_markdown
+
+            print(turn_markdown(answer, 1), end="")
         else:
             print(format_answer(answer))
         return 0

@@ -38,6 +38,17 @@ def test_ask_json_has_the_documented_shape(data_dir):
     assert set(answer["timings"]) == {"retrieve_ms", "first_token_ms", "total_ms"}
 
 
+def test_ask_markdown_has_the_answer_and_its_citations_as_footnotes(data_dir):
+    result = rag("ask", "Which Chinese model has comparable exploitation capabilities?", "--markdown",
+                 data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "## Which Chinese model has comparable exploitation capabilities?"
+    assert "Kimi" in lines[2] and "[^1-" in lines[2]
+    footnotes = [line for line in lines if line.startswith("[^1-")]
+    assert footnotes and "Kimi" in " ".join(footnotes)
+
+
 def test_batch_reads_jsonl_and_writes_one_object_per_line(data_dir, tmp_path):
     batch = tmp_path / "q.jsonl"
     batch.write_text('{"id": "a", "question": "Who wrote the article?", "extra": 1}\n'
