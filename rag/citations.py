@@ -196,8 +196,9 @@ def question_parts(question: str) -> list[str]:
 
 
 def counted_terms(question: str) -> list[set[str]]:
-    """What a "how many/much" question counts (one set per part of a compound question): the words after it up to the next stop word
-    ("how many separate AI bills had …" -> separ, ai, bill; "how much in damages can …" -> damag).
+    """What a "how many/much" question counts, one set per part of a compound question: the words
+    after it up to the next stop word ("how many separate AI bills had …" -> separ, ai, bill;
+    "how much in damages can …" -> damag).
     Nothing when part of a compound question asks something else: a number in the answer may
     answer that part ("What order number was it, and how many days did it allow?")."""
     counts = [_counted(part) for part in question_parts(question) or [question]]
@@ -296,9 +297,8 @@ def holds_question_years(question: str, shown: list[Passage], cited: list[Passag
     years = {m.group(1) for m in YEAR.finditer(question)}
     if not years:
         return True
-    def held(passages: list[Passage]) -> str:
-        return " ".join(f"{p.title} {p.date} {p.text}" for p in passages)
-    return all(year in held(shown) for year in years) and any(year in held(cited) for year in years)
+    in_shown, in_cited = (" ".join(f"{p.title} {p.date} {p.text}" for p in ps) for ps in (shown, cited))
+    return all(year in in_shown for year in years) and any(year in in_cited for year in years)
 
 
 def support(sentence_terms: set[str], passage_terms: set[str]) -> float:

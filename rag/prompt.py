@@ -5,7 +5,9 @@ only asks for a short answer from the passages. Measured on the seed set (see RE
 local model answers 15/16 with ``plain`` but 13/16 with ``cite`` (it starts emitting bare "[1]"),
 so ``RAG_PROMPT_STYLE=auto`` uses ``plain`` for the local models and ``cite`` for servers.
 Either way ``rag.citations`` verifies every marker and attaches the supporting passage to every
-sentence after generation: citations never depend on the model getting them right.
+sentence after generation: citations never depend on the model getting them right. A third style,
+``evidence`` (``format_sentences``, ``EVIDENCE_GRAMMAR``; run by ``rag.llm.evidence_generator``),
+numbers every sentence and has the model name the ones that answer before it answers.
 
 The system message never changes, so llama.cpp reuses its cached prefix across questions (prompt
 length is what costs time on a CPU). Passage text is untrusted: it sits inside one ``<passages>``
@@ -99,7 +101,8 @@ def format_passages(passages: list[Passage]) -> str:
 
 def format_sentences(passages: list[Passage]) -> tuple[str, list[int]]:
     """Like ``format_passages``, but every shown sentence numbered on its own line (for the
-    ``evidence`` style: sentences are what the model chooses from). Returns the text and, for each sentence number - 1, its passage number."""
+    ``evidence`` style: sentences are what the model chooses from). Returns the text and, for
+    each sentence number - 1, the number of the passage it belongs to."""
     lines, owners, current = [], [], None
     for n, passage in enumerate(passages, start=1):
         if passage.doc_id != current:
