@@ -155,6 +155,9 @@ def answer_from_evidence(pieces: Iterable[str], owners: list[int]) -> Iterator[s
         if piece:
             yield piece
     if not cited:
+        if raw.strip() and not raw.strip().lower().startswith("none") and not _EVIDENCE_LINE.match(raw):
+            # e.g. an OpenAI-compatible server that ignores llama.cpp's "grammar" field
+            log.warning("the reply did not follow the evidence format (%r…); refused", raw[:60])
         yield REFUSAL
         return
     yield " " + "".join(f"[{n}]" for n in cited)

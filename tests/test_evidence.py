@@ -60,6 +60,13 @@ def test_none_is_a_refusal_without_waiting_for_the_answer():
     assert len(consumed) <= 2, "generation stops at the evidence line"
 
 
+def test_a_reply_that_ignores_the_format_is_refused_and_logged(caplog):
+    with caplog.at_level("WARNING", logger="rag.llm"):
+        text = "".join(answer_from_evidence(pieces("The agency spent $5 million."), owners=[1, 1]))
+    assert text == REFUSAL
+    assert "did not follow the evidence format" in caplog.text
+
+
 def test_sentence_numbers_that_do_not_exist_are_ignored():
     assert "".join(answer_from_evidence(pieces(" 9\nAnswer: Made up."), owners=[1, 1])) == REFUSAL
 
