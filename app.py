@@ -198,8 +198,8 @@ class ChatService:
                         for n, p in enumerate(answer.contexts, 1)])
                     link = share_query(question, filters.doc_ids, filters.date_from, filters.date_to)
                     history[-1] = {"role": "assistant", "content": answer_html(answer, turn, link)}
-                    state.transcript.append(turn_markdown(
-                        answer, turn, article_url=lambda doc_id: f"{base_url}article/{quote(doc_id)}" if base_url else ""))
+                    article_url = (lambda doc_id: f"{base_url}article/{quote(doc_id)}") if base_url else None
+                    state.transcript.append(turn_markdown(answer, turn, article_url))
                     state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
                     state.history.append((question, answer.answer))
                     history = state.trim(history)

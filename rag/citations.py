@@ -256,10 +256,11 @@ DURATION_UNITS = re.compile(r"\b(seconds?|minutes?|hours?|days?|weeks?|months?|q
                             r"daily|weekly|monthly|yearly|biennial(ly)?)\b", re.I)
 MONTHS = re.compile(r"\b([Jj]an(uary)?|[Ff]eb(ruary)?|[Mm]arch|[Aa]pr(il)?|May|[Jj]une?|[Jj]uly?|[Aa]ug(ust)?|"
                     r"[Ss]ep(t(ember)?)?|[Oo]ct(ober)?|[Nn]ov(ember)?|[Dd]ec(ember)?)\b")  # "may" the verb is no date
-YEAR = re.compile(r"(?<![/\d])\b(1[89]\d\d|20\d\d)s?\b(?![/\d])")  # not Directive 2002/58/EC
-DATED_YEAR = re.compile(r"\b(in|since|by|until|from|during|before|after|through|fiscal year|FY)\s+"
-                        r"((early|mid|late)[- ])?(1[89]\d\d|20\d\d)s?\b(?![/\d])|" + MONTHS.pattern + r"[\s\d,]*\b(1[89]|20)\d\d\b",
-                        re.I)
+_YEAR = r"\b(1[89]\d\d|20\d\d)s?\b(?![/\d])"
+YEAR = re.compile(r"(?<![/\d])" + _YEAR)  # not Directive 2002/58/EC
+# A year used as a date ("in 2023", "March 5, 2024"): no answer to "how many".
+DATED_YEAR = re.compile(r"\b(in|since|by|until|from|during|before|after|through|fiscal year|FY)\s+((early|mid|late)[- ])?"
+                        + _YEAR + "|" + MONTHS.pattern + r"[\s\d,]*" + _YEAR, re.I)
 DAY_OR_TIME = re.compile(r"\b(\d{1,2}(:\d\d)?\s*(a\.?m\.?|p\.?m\.?)|noon|midnight|o'clock|mondays?|tuesdays?|"
                          r"wednesdays?|thursdays?|fridays?|saturdays?|sundays?|spring|summer|autumn|fall|winter|"
                          r"today|yesterday|tomorrow)(?!\w)", re.I)

@@ -40,7 +40,7 @@ SYSTEMS = {
 }
 
 # ``evidence``: the model names the numbered sentences that answer (or none) before it answers, in
-# two short lines after a written-in "Evidence:", held by a GBNF grammar: ~4 tokens before the answer
+# two short lines after a written-in "Evidence:", held by a GBNF grammar: ~5 tokens before the answer
 # (a JSON reply took ~14, and measured worse; see README "Quality").
 SYSTEMS["evidence"] = (
     _RULES + "Each passage sentence has a number. Reply in two lines. First line: \"Evidence:\" and the "

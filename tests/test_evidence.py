@@ -36,11 +36,6 @@ def test_sentences_the_context_stage_skipped_stay_apart():
     assert owners == [1, 1]
 
 
-def test_the_grammar_puts_the_evidence_line_first():
-    assert EVIDENCE_GRAMMAR.startswith('root ::= " " ("none" | num')
-    assert '"\\nAnswer: "' in EVIDENCE_GRAMMAR
-
-
 def test_the_answer_streams_and_ends_with_the_evidence_passages():
     streamed = list(answer_from_evidence(pieces(" 3, 1\nAnswer: It spent $5 million; the plan came in 2024."),
                                          owners=[1, 1, 2]))

@@ -14,12 +14,12 @@ from .conftest import REPO, SEED_QUESTIONS
 pytestmark = pytest.mark.slow
 
 
-def local_model_over(tmp_path, embedding_model, sources) -> Components:
+def local_model_over(tmp_path, embedding_model, sources, **settings) -> Components:
     """Components answering with the real local model over a fresh index of ``sources``."""
     from rag.settings import Settings
 
     settings = Settings(data_dir=tmp_path / "data", llm="local", llm_fallback=False, _env_file=None,
-                        RAG_MODELS_DIR=REPO / "data" / "models")  # assembled once, shared with `make run`
+                        RAG_MODELS_DIR=REPO / "data" / "models", **settings)  # model shared with `make run`
     parts = Components(settings, embedding_model=embedding_model)
     index_articles(load_paths(sources).articles, store=parts.store(create=True),
                    record_manager=open_record_manager(settings), chunker=parts.chunker)
@@ -49,6 +49,17 @@ def test_local_model_answers_a_seed_question_with_a_correct_citation(tmp_path, e
     assert all(any(alt.lower() in answer.answer.lower() for alt in group) for group in must), answer.answer
     assert any(evidence in c.text for c in answer.citations), "the citation points at the evidence passage"
     assert answer.timings["first_token_ms"] > 0
+
+
+def test_evidence_style_on_the_real_model_names_a_sentence_and_answers_from_it(tmp_path, embedding_model):
+    # llama.cpp must accept the grammar and the written-in "Evidence:" start, and report the first
+    # token's probabilities (P("none")) for rag.confidence.
+    parts = local_model_over(tmp_path, embedding_model, [REPO / "corpus"], prompt_style="evidence")
+    answer = parts.pipeline.ask("Which Chinese model is said to have comparable mathematical and software "
+                                "exploitation capabilities?")
+    assert not answer.refused and "Kimi" in answer.answer, answer.model_output
+    assert any("Kimi 2.7" in c.text for c in answer.citations), "the chosen sentence's passage is cited"
+    assert answer.refusal_probability is not None and answer.refusal_probability < 0.5
 
 
 INJECTED_MARKDOWN = """# Port Authority Approves North Channel Dredging

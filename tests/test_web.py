@@ -127,6 +127,7 @@ def test_the_box_empties_on_send_and_keeps_what_is_typed_during_the_answer(app_s
     box.fill(KIMI_QUESTION)
     page.keyboard.press("Enter")
     answers_when_emptied = page.evaluate("""() => new Promise(resolve => {
+        setTimeout(() => resolve('never emptied'), 60000);
         const box = document.querySelector('#question textarea');
         const check = () => box.value === ''
             ? resolve(document.querySelectorAll('#chat .answer, #chat .refusal').length)
