@@ -279,7 +279,7 @@ def answers_kind(kind: str, text: str, question: str) -> bool:
     if kind == "number":
         # A year is not an amount ("How many staff?" – "In 2023."), nor is a number the question
         # already gives ("How many parameters does Mythos 5 have?" – "Mythos 5 is risky.").
-        given = set(re.findall(r"\d[\d,.]*", question))
+        given = {n.rstrip(".,") for n in re.findall(r"\d[\d,.]*", question)}
         amounts = [n for n in re.findall(r"\d[\d,.]*", DATED_YEAR.sub(" ", text)) if n.rstrip(".,") not in given]
         return bool(amounts or NUMBER_WORDS.search(text))
     if kind == "duration":

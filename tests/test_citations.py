@@ -166,6 +166,8 @@ def test_a_year_or_a_number_the_question_gives_does_not_answer_how_many():
     assert answers_kind("number", "Mythos 5 has 40 billion parameters.", "How many parameters does Mythos 5 have?")
     assert answers_kind("number", "It spent $5 million in 2023.", "How much did the agency spend?")
     assert answers_kind("number", "The agency has 2000 employees.", "How many employees does it have?")
+    # A number at the end of the question, before its full stop or comma, is still one it gives.
+    assert not answers_kind("number", "Mythos 5 is risky.", "Name the model's size, for Mythos 5.")
 
 
 def test_in_a_compound_question_a_number_may_answer_the_part_that_is_not_a_count():
