@@ -16,7 +16,7 @@ import logging
 import time
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from langchain_core.embeddings import Embeddings
 
@@ -28,6 +28,7 @@ from rag.prompt import REFUSAL, group_by_article
 from rag.retrieve import Filters, HybridRetriever, interleave, to_passage
 from rag.schema import Answer, Citation, Passage
 from rag.settings import Settings
+from rag.timeframe import Timeframe, newest_first, timeframe_of
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,19 @@ class Token:
 
 
 @dataclass
+class Restart:
+    """What streamed so far is void: nothing in the question's period answered, so the question
+    is asked again over all articles (front ends clear the partial answer and show ``note``)."""
+
+    note: str
+
+
+@dataclass
 class Final:
     answer: Answer
 
 
-Event = Sources | Token | Final
+Event = Sources | Token | Restart | Final
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -79,23 +88,58 @@ class Pipeline:
         # Scores sentences for the prompt (rag.context); None: by shared terms alone.
         self.sentence_vectors = SentenceVectors(embeddings) if embeddings is not None else None
 
-    def ask(self, question: str, filters: Filters | None = None, id: str | None = None) -> Answer:
-        for event in self.stream(question, filters):
+    def ask(self, question: str, filters: Filters | None = None, id: str | None = None,
+            infer_dates: bool | None = None) -> Answer:
+        for event in self.stream(question, filters, infer_dates):
             if isinstance(event, Final):
                 event.answer.id = id
                 return event.answer
         raise RuntimeError("pipeline ended without an answer")  # unreachable: stream always ends in Final
 
-    def stream(self, question: str, filters: Filters | None = None) -> Iterator[Event]:
+    def stream(self, question: str, filters: Filters | None = None,
+               infer_dates: bool | None = None) -> Iterator[Event]:
+        """Answer ``question`` as events. ``infer_dates`` (default ``RAG_INFER_DATES``): a period
+        the question names narrows the search to it (``rag.timeframe``) unless the reader set dates;
+        when nothing in the period answers, the question is asked again over all articles."""
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-        filters, parts = filters or Filters(), question_parts(question)
+        filters = filters or Filters()
+        infer = self.settings.infer_dates if infer_dates is None else infer_dates
+        timeframe = timeframe_of(question) if infer else Timeframe()
+        if filters.date_from or filters.date_to:  # the reader's own dates win over the question's
+            timeframe = replace(timeframe, date_from="", date_to="", label="Newest articles first"
+                                ) if timeframe.newest_first else Timeframe()
+        if not timeframe.has_period:
+            yield from self._answer(question, filters, timeframe, started)
+            return
+        within = replace(filters, date_from=timeframe.date_from, date_to=timeframe.date_to)
+        for event in self._answer(question, within, timeframe, started):
+            if isinstance(event, Final) and event.answer.refused:
+                note = f"Nothing in {timeframe.label[0].lower()}{timeframe.label[1:]} answers this; searching all articles."
+                yield Restart(note)
+                for again in self._answer(question, filters, replace(timeframe, date_from="", date_to=""), started):
+                    if isinstance(again, Final):
+                        again.answer.timeframe = {**timeframe.to_json(), "applied": False, "note": note}
+                    yield again
+                return
+            if isinstance(event, Final):
+                undated = self.retriever.lexical.undated_articles(filters.doc_ids)
+                event.answer.timeframe = {**timeframe.to_json(), "applied": True, "undated_articles": undated}
+            yield event
+
+    def _answer(self, question: str, filters: Filters, timeframe: Timeframe, started: float) -> Iterator[Event]:
+        parts = question_parts(question)
         docs = self.retriever.invoke(question, filters=filters)
         if parts:  # a compound question: what answers each half competes for the prompt too
             docs = interleave([docs, *(self.retriever.invoke(p, filters=filters) for p in parts)],
                               k=max(len(docs), self.settings.candidate_passages))
         retrieve_ms = (time.perf_counter() - started) * 1000
-        passages = self.choose_passages(question, [to_passage(d) for d in docs], parts)
+        candidates = [to_passage(d) for d in docs]
+        if timeframe.newest_first:  # "the latest guidance on …": newer relevant articles first
+            candidates = newest_first(candidates)
+        passages = self.choose_passages(question, candidates, parts)
+        if timeframe.newest_first:
+            passages = sorted(passages, key=lambda p: p.date or "", reverse=True)  # stable: articles stay grouped
         yield Sources(passages)
 
         timings = {"retrieve_ms": retrieve_ms}
@@ -129,6 +173,8 @@ class Pipeline:
             answer = self.second_opinion(answer, question, passages, usage)
         answer.prompt_tokens = usage.prompt_tokens
         answer.timings["total_ms"] = (time.perf_counter() - started) * 1000
+        if timeframe.newest_first and not timeframe.has_period:
+            answer.timeframe = {**timeframe.to_json(), "applied": True}
         yield Final(answer)
 
     def second_opinion(self, answer: Answer, question: str, passages: list[Passage], usage: UsageRecorder) -> Answer:

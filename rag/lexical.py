@@ -193,6 +193,13 @@ class LexicalIndex:
         with self.engine.connect() as db:
             return {row[0] for row in db.execute(text(sql), {**params, **{f"c{i}": c for i, c in enumerate(chunk_ids)}})}
 
+    def undated_articles(self, doc_ids: tuple[str, ...] = ()) -> int:
+        """How many articles (of ``doc_ids``, or all) have no date: what a date filter leaves out unseen."""
+        conditions, params = _filter_sql(doc_ids, 0, 0)
+        sql = f"SELECT COUNT(DISTINCT doc_id) FROM {self.t}_chunks AS c WHERE {' AND '.join(['c.date_num = 0', *conditions])}"
+        with self.engine.connect() as db:
+            return int(db.execute(text(sql), params).scalar() or 0)
+
 
 def _filter_sql(doc_ids: tuple[str, ...], date_from: int, date_to: int) -> tuple[list[str], dict]:
     conditions, params = [], {}
@@ -223,6 +230,9 @@ class NoLexicalIndex:
 
     def delete_articles(self, doc_ids) -> None:
         pass
+
+    def undated_articles(self, doc_ids: tuple[str, ...] = ()) -> None:
+        return None  # unknown without the lexical table
 
     def keep_only(self, doc_id, chunk_ids) -> int:
         return 0

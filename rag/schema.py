@@ -88,6 +88,9 @@ class Answer:
     model_output: str | None = None
     prompt_tokens: int | None = None  # as the model counted them, when it reports usage
     refusal_probability: float | None = None  # how likely the model was to refuse (rag.confidence)
+    # The period read from the question (rag.timeframe): its dates and label, whether the answer
+    # came from within it ("applied") or from all articles, and how many undated articles it left out.
+    timeframe: dict | None = None
 
     def to_json(self) -> dict:
         return {
@@ -106,6 +109,7 @@ class Answer:
             "llm": self.llm,
             **({"prompt_tokens": self.prompt_tokens} if self.prompt_tokens else {}),
             **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
+            **({"timeframe": self.timeframe} if self.timeframe else {}),
         }
 
 

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     min_dense_score: float = Field(
         0.12, description="Cosine similarity below which the best passage counts as unrelated."
     )
+    infer_dates: bool = Field(
+        True, description="A period the question names ('in January 2025', 'since 2023') becomes the date "
+        "filter, and 'latest' ranks newer articles first (rag.timeframe). When nothing in that period answers, "
+        "all articles are searched and the answer says so.")
 
     # --- answering ----------------------------------------------------------------------------
     llm: Literal["local", "openai", "extractive"] = "local"
