@@ -22,7 +22,7 @@ import gradio as gr
 import uvicorn
 
 from rag.admin import Admin, AdminError, WrongPassword
-from rag.answer import Final, QuestionError, Sources, Token, clean_question
+from rag.answer import Final, QuestionError, Restart, Sources, Token, clean_question
 from rag.components import Components
 from rag.feedback import FeedbackStore
 from rag.followup import rewrite_question
@@ -53,6 +53,9 @@ a.cite { font-weight: 600; text-decoration: none; padding: 0 2px; border-radius:
 a.cite:hover { background: var(--color-accent-soft); }
 .refusal { border-left: 4px solid #d97706; padding: 4px 12px; background: rgba(217,119,6,.08); border-radius: 4px; }
 .refusal ul { margin: 4px 0 0 0; } .related-label { margin: 6px 0 0 0; font-size: .9em; opacity: .8; }
+.chips { margin-bottom: 6px; } .chip { display: inline-block; font-size: .85em; padding: 1px 10px; border-radius: 999px;
+  background: var(--color-accent-soft); border: 1px solid var(--color-accent); margin-right: 8px; }
+.chip-note { font-size: .85em; opacity: .75; font-style: italic; }
 .rewrite { font-size: .8em; opacity: .65; margin-top: 6px; font-style: italic; }
 #sources { max-height: 75vh; overflow-y: auto; }
 .turn-q { font-weight: 600; margin: 12px 0 6px; opacity: .8; }
@@ -110,6 +113,8 @@ class Session:
     turns: int = 0  # questions asked so far: numbers the source cards (#src-turn-n) uniquely
     last_feedback_id: int | None = None
     transcript: list[str] = field(default_factory=list)  # each answered turn as Markdown, for download
+    last_question: str = ""  # what the period chip's ✕ asks again
+    last_timeframe: dict | None = None  # the period the last answer searched (rag.timeframe), if any
 
     def trim(self, history: list) -> list:
         """Keep the last MAX_TURNS turns (re-keying the answers to the kept messages)."""
@@ -157,9 +162,11 @@ class ChatService:
         titles = [re.sub(r"[^\w\s,.;:'’?&%-]+", " ", row["title"][:80]) for row in rows if row.get("title")]
         return [f"What does “{' '.join(title.split())}” say?" for title in titles]
 
-    def respond(self, message: str, history: list, state: Session, docs, start, end, base_url: str = ""):
+    def respond(self, message: str, history: list, state: Session, docs, start, end, base_url: str = "",
+                infer_dates: bool | None = None):
         """One chat turn, streamed: yields (chat messages, sources panel HTML, state, status line).
-        ``base_url``: the app's address as the reader sees it, for links in the downloaded transcript."""
+        ``base_url``: the app's address as the reader sees it, for links in the downloaded transcript;
+        ``infer_dates=False``: ignore the period the question names (the chip's ✕)."""
         history = state.trim(list(history or []))
         try:
             question = clean_question(message, self.settings.max_question_chars)  # before any other use
@@ -175,16 +182,24 @@ class ChatService:
         try:
             filters = make_filters(docs, start, end)
             standalone = rewrite_question(question, state.history, self.pipeline.generator.chat_model)
-            text, articles = "", {}  # doc_id -> article text, fetched once per turn
-            for event in self.pipeline.stream(standalone, filters):
+            text, articles, shown = "", {}, False  # articles: doc_id -> article text, fetched once per turn
+            for event in self.pipeline.stream(standalone, filters, infer_dates):
                 if isinstance(event, Sources):
                     cards = [self.source_card(p, n, turn, cited=False, articles=articles)
                              for n, p in enumerate(event.passages, 1)]
-                    state.source_turns.append((question, cards))
+                    if shown:  # asked again over all dates: these cards replace the first ones
+                        state.source_turns[-1] = (question, cards)
+                    else:
+                        state.source_turns.append((question, cards))
+                    shown = True
                     yield history, sources_html(state.source_turns), state, ""
                 elif isinstance(event, Token):
                     text += event.text
                     history[-1] = {"role": "assistant", "content": as_text(text)}  # article text: never markup
+                    yield history, gr.skip(), state, ""
+                elif isinstance(event, Restart):  # nothing in the question's period answered
+                    text = ""
+                    history[-1] = {"role": "assistant", "content": f"<div class='chip-note'>{as_text(event.note)}</div>"}
                     yield history, gr.skip(), state, ""
                 elif isinstance(event, Final):
                     answer: Answer = event.answer
@@ -202,6 +217,7 @@ class ChatService:
                     state.transcript.append(turn_markdown(answer, turn, article_url))
                     state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
                     state.history.append((question, answer.answer))
+                    state.last_question, state.last_timeframe = question, answer.timeframe
                     history = state.trim(history)
                     yield history, sources_html(state.source_turns), state, timing_note(answer)
         except Exception as exc:
@@ -294,6 +310,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                     placeholder="Ask a question about the articles. Sources appear on the right (below on a phone).",
                     examples=[{"text": q} for q in service.example_questions()],
                 )
+                # The period read from the newest question, removable: "Articles from 2024 ✕".
+                chip = gr.Button("", visible=False, size="sm", elem_id="timeframe-chip", variant="secondary")
                 with gr.Row():
                     question = gr.Textbox(placeholder="Ask about the articles…", show_label=False, scale=5,
                                           elem_id="question", max_lines=4, submit_btn=True, stop_btn=True)
@@ -320,10 +338,14 @@ def build_app(service: ChatService) -> gr.Blocks:
             yield from service.respond(message, history, state, docs, start, end, base_url=base_url_of(request))
 
         def export(state: Session):
-            """The conversation so far as a Markdown file for the download button."""
+            """After each answer: the conversation as a Markdown file for the download button, and
+            the chip of the period the answer searched (hidden when it searched all dates)."""
+            timeframe = state.last_timeframe or {}
+            chip_update = gr.Button(value=f"{timeframe.get('label', '')}  ✕", visible=True) \
+                if timeframe.get("applied") else gr.Button(visible=False)
             if not state.transcript:
-                return gr.DownloadButton(value=None, interactive=False)
-            return gr.DownloadButton(value=write_transcript(state.transcript), interactive=True)
+                return gr.DownloadButton(value=None, interactive=False), chip_update
+            return gr.DownloadButton(value=write_transcript(state.transcript), interactive=True), chip_update
 
         def take_question(message: str):
             # The box is emptied the moment a question is sent, not after its answer has streamed:
@@ -337,8 +359,18 @@ def build_app(service: ChatService) -> gr.Blocks:
             [chatbot, sources, session, status], api_visibility="private",
             concurrency_limit=service.settings.concurrency_limit,
         )
-        submit.then(export, session, download, api_visibility="private")
+        submit.then(export, session, [download, chip], api_visibility="private")
         question.stop(None, None, None, cancels=[submit])
+
+        def ask_all_dates(history: list, state: Session, docs, start, end, request: gr.Request):
+            """The chip's ✕: the last question again, without the period it named."""
+            yield from service.respond(state.last_question, history, state, docs, start, end,
+                                       base_url=base_url_of(request), infer_dates=False)
+
+        chip.click(lambda: gr.Button(visible=False), None, chip, queue=False, api_visibility="private").then(
+            ask_all_dates, [chatbot, session, doc_filter, date_from, date_to], [chatbot, sources, session, status],
+            api_visibility="private", concurrency_limit=service.settings.concurrency_limit,
+        ).then(export, session, [download, chip], api_visibility="private")
 
         # A shared link (``/?q=…&docs=…&from=…&to=…``, see rag.present.share_query) asks at once.
         known_ids = {doc_id for _label, doc_id in article_choices}
@@ -361,7 +393,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             respond_to_link, [linked, chatbot, session, doc_filter, date_from, date_to],
             [chatbot, sources, session, status], api_visibility="private",
             concurrency_limit=service.settings.concurrency_limit,
-        ).then(export, session, download, api_visibility="private")
+        ).then(export, session, [download, chip], api_visibility="private")
         # The streaming ``/chat`` API takes the question itself (a State is not an API input);
         # the hidden button only carries the endpoint, as gr.ChatInterface does.
         chat_api = gr.Button(visible=False)
@@ -374,12 +406,13 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         chatbot.example_select(example_selected, [chatbot, session, doc_filter, date_from, date_to],
                                [chatbot, sources, session, status], api_visibility="private").then(
-            export, session, download, api_visibility="private")
+            export, session, [download, chip], api_visibility="private")
 
         def reset():
-            return [], sources_html([]), Session(), "", gr.DownloadButton(value=None, interactive=False)
+            return ([], sources_html([]), Session(), "", gr.DownloadButton(value=None, interactive=False),
+                    gr.Button(visible=False))
 
-        new_chat.click(reset, None, [chatbot, sources, session, status, download], api_visibility="private")
+        new_chat.click(reset, None, [chatbot, sources, session, status, download, chip], api_visibility="private")
 
         def rate(data: gr.LikeData, state: Session, request: gr.Request):
             answer = state.answers.get(data.index if isinstance(data.index, int) else data.index[0])

@@ -126,6 +126,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doc", action="append", default=[], metavar="DOC_ID", help="only these articles")
     parser.add_argument("--from", dest="date_from", default="", metavar="YYYY-MM-DD")
     parser.add_argument("--to", dest="date_to", default="", metavar="YYYY-MM-DD")
+    parser.add_argument("--all-dates", action="store_true",
+                        help="ignore a period the question names ('in 2024'); by default it narrows the search")
 
 
 def components(settings: Settings):
@@ -176,7 +178,7 @@ def cmd_ask(args, settings: Settings) -> int:
             raise ValueError('give a question: python -m rag ask "QUESTION"')
         clean_question(args.question, settings.max_question_chars)  # fail fast, before loading models
         pipeline = components(settings).pipeline
-        answer = pipeline.ask(args.question, filters_from(args))
+        answer = pipeline.ask(args.question, filters_from(args), infer_dates=False if args.all_dates else None)
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False))
         elif args.markdown:
@@ -191,7 +193,8 @@ def cmd_ask(args, settings: Settings) -> int:
     failures = 0
     for row in rows:
         try:
-            answer = pipeline.ask(row["question"], filters_from(args), id=str(row["id"]))
+            answer = pipeline.ask(row["question"], filters_from(args), id=str(row["id"]),
+                                  infer_dates=False if args.all_dates else None)
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         except QuestionError as exc:
             failures += 1
@@ -200,7 +203,11 @@ def cmd_ask(args, settings: Settings) -> int:
 
 
 def format_answer(answer) -> str:
-    lines = [answer.answer, ""]
+    lines = []
+    if timeframe := answer.timeframe:
+        lines += [f"({timeframe['label']}; --all-dates to search every article)" if timeframe.get("applied")
+                  else f"({timeframe.get('note', '')})", ""]
+    lines += [answer.answer, ""]
     if answer.citations:
         lines.append("Sources:")
         for c in answer.citations:

@@ -250,3 +250,30 @@ def test_anonymous_uploads_are_refused_without_the_admin_tab(app_server):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(request, timeout=30)
     assert error.value.code == 403
+
+
+def test_a_period_in_the_question_shows_as_a_chip_whose_x_asks_again_over_all_dates(app_server, browser, tmp_path):
+    """Last in this module: it adds a dated article to the running app's index."""
+    url, data_dir = app_server
+    article = tmp_path / "harbour-tolls.md"
+    article.write_text("# Harbour Toll Reform Passes\n\nDate: 2024-03-05\n\nThe city council voted on Tuesday to cut "
+                       "harbour tolls for fishing boats by 40 percent.\n", encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "rag", "index", str(article)], cwd=REPO, check=True, capture_output=True,
+                   timeout=300, env={**os.environ, "RAG_DATA_DIR": str(data_dir)})
+    page = open_page(browser, url)
+    ask(page, "How much were harbour tolls for fishing boats cut in March 2024?")
+    assert page.locator("#chat .chip").last.inner_text() == "Articles from March 2024"
+    assert "40 percent" in page.locator("#chat .answer").last.inner_text()
+    chip = page.locator("#timeframe-chip")
+    chip.wait_for(state="visible", timeout=10_000)
+    assert "Articles from March 2024" in chip.inner_text() and "✕" in chip.inner_text()
+    chip.click()  # removing the chip asks the same question again, over every date
+    ask_done = "document.querySelectorAll('#chat .answer, #chat .refusal').length > 1"
+    page.wait_for_function(ask_done, timeout=120_000)
+    assert page.locator("#chat .chip").count() == 1, "the second answer carries no period"
+    chip.wait_for(state="hidden", timeout=10_000)
+    # A period nothing was published in: every article is searched, and the answer says so.
+    ask(page, "Which Chinese model has comparable mathematical and software exploitation capabilities in 2019?",
+        answers_before=2)
+    assert "searching all articles" in page.locator("#chat .chip-note").last.inner_text()
+    page.close()
