@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
@@ -31,6 +32,8 @@ from sqlalchemy import text
 
 from rag.chunk import Chunker
 from rag.embed import EmbeddingPrefetcher
+from rag.feeds import SourceLog
+from rag.redact import redact_text
 from rag.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index, sqlite_engine
 from rag.schema import Article
 from rag.settings import Settings
@@ -98,7 +101,11 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
             delete_collection(settings, components.client)
             components.forget_store()
             forget_all_records(open_record_manager(settings))
-        loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress)
+        record_manager = open_record_manager(settings)
+        log = SourceLog(record_manager.engine, record_manager.namespace)
+        indexed = set(indexed_doc_ids(record_manager))
+        loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress,
+                              skip_entry=lambda entry, doc_id: doc_id in indexed and log.indexed_unchanged(entry) == doc_id)
         for source, reason in loaded.failures:
             report(f"skipped {source}: {reason}")
         if prune and loaded.failures:
@@ -106,17 +113,28 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
         try:
             summary = index_articles(loaded.articles, store=lambda: components.store(create=True),
                                      embeddings=embeddings or components.embedding_model,
-                                     record_manager=open_record_manager(settings), chunker=components.chunker,
-                                     prune=prune and not loaded.failures, progress=progress)
+                                     record_manager=record_manager, chunker=components.chunker,
+                                     prune=prune and not loaded.failures, progress=progress, keep=loaded.kept)
         except Exception as exc:
             if _is_disk_full(exc):
                 raise DiskFullError(
                     f"the disk holding {settings.data_dir} is full. Free some space and run the same command "
                     "again: what was indexed before is intact, and the run resumes where it stopped") from exc
             raise
-    summary.failed = loaded.failures
-    summary.seconds = time.perf_counter() - started
+        log.remember(loaded.feed_entries)  # only now: a failed write is retried next time
+        summary.failed = loaded.failures
+        summary.seconds = time.perf_counter() - started
+        for source in sources:
+            log.checked(redact_text(source), source_kind(source, loaded.feeds), summary.line())
     return summary
+
+
+def source_kind(source: str, feeds: list[str]) -> str:
+    if source in feeds:
+        return "feed"
+    if source.startswith(("http://", "https://")):
+        return "web page"
+    return "folder" if Path(source).is_dir() else "file"
 
 
 def open_record_manager(settings: Settings) -> SQLRecordManager:
@@ -175,8 +193,10 @@ def index_articles(
     prune: bool = False,
     progress: Callable[[Iterable[Document], int], Iterable[Document]] | None = None,
     batch_size: int = 256,
+    keep: Iterable[str] = (),
 ) -> IndexSummary:
-    """Write ``articles`` into the store; with ``prune``, remove every article not among them.
+    """Write ``articles`` into the store; with ``prune``, remove every article not among them or
+    ``keep`` (feed entries skipped unfetched as unchanged: they are still wanted).
 
     An article whose fingerprint (its cleaned content, metadata and the chunker's settings)
     matches the one recorded at its last successful indexing is skipped before chunking. All
@@ -245,8 +265,9 @@ def index_articles(
     finally:
         if prefetcher:
             prefetcher.close()
+    summary.unchanged.extend(keep)
     if prune:
-        wanted = {a.doc_id for a in articles}
+        wanted = {a.doc_id for a in articles} | set(keep)
         gone = sorted((set(indexed_doc_ids(record_manager)) | set(known)) - wanted)
         removed = remove_articles(gone, store=the_store(), record_manager=record_manager) if gone else {}
         summary.removed = gone

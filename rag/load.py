@@ -18,7 +18,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rag.schema import Article
@@ -36,6 +36,9 @@ class LoadError(Exception):
 class LoadResult:
     articles: list[Article] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    kept: list[str] = field(default_factory=list)  # doc ids of feed entries skipped as unchanged (stay indexed)
+    feed_entries: list = field(default_factory=list)  # rag.feeds.FeedEntry loaded now: remembered once indexed
+    feeds: list[str] = field(default_factory=list)  # the URL sources that turned out to be feeds
 
 
 def iter_files(paths: list[Path]) -> list[Path]:
@@ -57,11 +60,15 @@ def is_url(source: str) -> bool:
 
 
 def load_sources(sources: list[str], fetch: Callable[[str], tuple[bytes, str]] | None = None,
-                 progress: Callable[[list, int], Iterable] | None = None) -> LoadResult:
-    """Load files, folders, http(s) URLs, ``.urls`` lists of URLs and ``.jsonl`` records.
+                 progress: Callable[[list, int], Iterable] | None = None,
+                 skip_entry: Callable[[object, str], bool] | None = None) -> LoadResult:
+    """Load files, folders, http(s) URLs (web pages, PDFs, RSS/Atom feeds), ``.urls`` lists of
+    URLs and ``.jsonl`` records. ``skip_entry(entry, doc_id)``: whether a feed entry is indexed
+    and unchanged, so its page need not be fetched (``rag.feeds.SourceLog``).
 
     Every source that fails is reported with its reason in ``failures``; the rest still load.
     """
+    fetch = fetch or load_url_bytes
     result = LoadResult()
     seen: dict[str, str] = {}
 
@@ -82,15 +89,43 @@ def load_sources(sources: list[str], fetch: Callable[[str], tuple[bytes, str]] |
             work.extend(iter_files([Path(source)]))
     for item in progress(work, len(work)) if progress else work:
         if isinstance(item, str):
-            _collect(result, item, lambda u=item: add(load_url(u, fetch), u))
+            _collect(result, item, lambda u=item: _load_web(u, fetch, result, add, skip_entry))
         elif item.suffix.lower() == ".jsonl":
             _collect(result, str(item), lambda f=item: [add(a, f"{f}:{n}") for n, a in load_jsonl(f, result)])
         elif item.suffix.lower() == ".urls":
             for url in read_url_list(item):
-                _collect(result, url, lambda u=url: add(load_url(u, fetch), u))
+                _collect(result, url, lambda u=url: _load_web(u, fetch, result, add, skip_entry))
         else:
             _collect(result, str(item), lambda f=item: add(load_file(f), str(f)))
     return result
+
+
+def _load_web(url: str, fetch: Callable[[str], tuple[bytes, str]], result: LoadResult,
+              add: Callable[[Article, str], None], skip_entry: Callable[[object, str], bool] | None) -> None:
+    """A web page or PDF becomes one article; a feed, one per entry (each entry's page fetched
+    through the same ``fetch``, so every hop is checked as for a pasted URL)."""
+    from rag.feeds import is_feed, read_feed
+
+    body, content_type = fetch(url)
+    if not is_feed(body, content_type):
+        add(page_article(url, body, content_type), url)
+        return
+    try:
+        entries = read_feed(url, body)
+    except ValueError as exc:
+        raise LoadError(str(exc)) from exc
+    result.feeds.append(url)
+    for entry in entries:
+        doc_id = url_doc_id(entry.link)
+        if skip_entry is not None and skip_entry(entry, doc_id):
+            result.kept.append(doc_id)
+            continue
+
+        def load_entry(entry=entry, doc_id=doc_id) -> None:
+            add(page_article(entry.link, *fetch(entry.link)), entry.link)
+            result.feed_entries.append(replace(entry, doc_id=doc_id))
+
+        _collect(result, entry.link, load_entry)
 
 
 def _collect(result: LoadResult, origin: str, action: Callable[[], object]) -> None:
@@ -140,13 +175,24 @@ def read_url_list(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
+def load_url_bytes(url: str) -> tuple[bytes, str]:
+    """The strict default fetch: public hosts only (``rag.fetch``)."""
+    from rag.fetch import Fetcher
+
+    return Fetcher()(url)
+
+
 def load_url(url: str, fetch: Callable[[str], tuple[bytes, str]] | None = None) -> Article:
     """Fetch a web page (or PDF) and extract the article with trafilatura, metadata included."""
     if fetch is None:  # the strict default: public hosts only (rag.fetch)
         from rag.fetch import Fetcher
 
         fetch = Fetcher()
-    body, content_type = fetch(url)
+    return page_article(url, *fetch(url))
+
+
+def page_article(url: str, body: bytes, content_type: str) -> Article:
+    """The article in a fetched web page or PDF."""
     doc_id = url_doc_id(url)
     if "pdf" in content_type or body.startswith(b"%PDF"):
         return build_article(doc_id, parse_pdf(body), fallback_source=url)
