@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from rag.progress import progress_bar
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--prune", action="store_true", help="remove indexed articles not among PATHS")
     index.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
     index.add_argument("--wait", action="store_true", help="wait for another running indexer instead of failing")
+    index.add_argument("--watch", action="store_true",
+                       help="keep running: index files as they are added, changed or deleted under the folders given "
+                            "(Ctrl-C stops)")
     index.set_defaults(handler=cmd_index)
 
     ask = commands.add_parser("ask", help="answer a question with cited passages")
@@ -157,8 +161,28 @@ def cmd_index(args, settings: Settings) -> int:
     finally:
         if embedder:
             embedder.close()
-    print(f"indexed from {', '.join(sources)}: {summary.line()}")
+    print(f"indexed from {', '.join(sources)}: {summary.line()}", flush=True)
+    if args.watch:
+        return watch(settings, sources)
     return 1 if summary.failed else 0
+
+
+def watch(settings: Settings, sources: list[str]) -> int:
+    from rag.watch import watch_folders
+
+    folders = [s for s in sources if Path(s).exists()]
+    if len(folders) != len(sources):
+        raise ValueError("--watch takes files and folders, not URLs (feeds are re-read by running the index command again)")
+    print(f"watching {', '.join(folders)} for changes (Ctrl-C stops)", flush=True)
+    try:
+        watch_folders(components(settings), folders,
+                      report=lambda summary: print(f"{time.strftime('%H:%M:%S')} {summary.line()}"
+                                                   + "".join(f"\n  skipped {s}: {r}" for s, r in summary.failed),
+                                                   flush=True))
+    except KeyboardInterrupt:
+        pass
+    print("stopped watching", flush=True)
+    return 0
 
 
 def filters_from(args):

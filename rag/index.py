@@ -81,7 +81,7 @@ class IndexSummary:
 
 def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild: bool = False, wait: bool = False,
                  progress=None, load_progress=None, report: Callable[[str], None] = lambda message: None,
-                 embeddings: Embeddings | None = None) -> IndexSummary:
+                 embeddings: Embeddings | None = None, log_sources: bool = True) -> IndexSummary:
     """What `python -m rag index` and the admin tab both do: lock, load, index, report.
 
     ``components`` is a ``rag.components.Components``; ``embeddings`` replaces its embedding model
@@ -124,7 +124,7 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
         log.remember(loaded.feed_entries)  # only now: a failed write is retried next time
         summary.failed = loaded.failures
         summary.seconds = time.perf_counter() - started
-        for source in sources:
+        for source in sources if log_sources else ():  # the Admin tab's list of sources
             log.checked(redact_text(source), source_kind(source, loaded.feeds), summary.line())
     return summary
 

@@ -1,0 +1,60 @@
+"""Keep the index in step with folders as files arrive: ``python -m rag index PATH … --watch``.
+
+watchfiles (Rust ``notify``: inotify on Linux) reports changes in batches, debounced, so a file
+copied in pieces or saved twice is indexed once. Each batch goes through ``run_indexing`` (the
+same lock, loader and summary line as a one-off run) for the files added or changed; a deleted
+file's article is removed, found by its source path, so articles from other sources are never
+touched. The chat picks the changes up as after any re-index.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from rag.index import IndexSummary, indexer_lock, open_record_manager, remove_articles, run_indexing
+from rag.load import LIST_SUFFIXES, SUPPORTED_SUFFIXES
+from rag.redact import redact_text
+
+DEBOUNCE_MS = 1600  # watchfiles' default: changes within this window make one batch
+
+
+def indexable(_change, path: str) -> bool:
+    """Files the loader reads; hidden files (editor swap files, ``.DS_Store``) are ignored."""
+    parts = Path(path).parts
+    return not any(part.startswith(".") for part in parts[-3:]) and \
+        Path(path).suffix.lower() in SUPPORTED_SUFFIXES | LIST_SUFFIXES
+
+
+def watch_folders(components, paths: list[str], *, report: Callable[[IndexSummary], None],
+                  stop: threading.Event | None = None, debounce_ms: int = DEBOUNCE_MS) -> None:
+    """Index each debounced batch of changes under ``paths`` until ``stop`` is set (or Ctrl-C,
+    which raises ``KeyboardInterrupt`` to the caller between batches)."""
+    from watchfiles import Change, watch
+
+    from rag.feeds import SourceLog
+
+    records = open_record_manager(components.settings)
+    log = SourceLog(records.engine, records.namespace)
+    for changes in watch(*paths, watch_filter=indexable, debounce=debounce_ms, stop_event=stop):
+        changed = sorted({p for change, p in changes if change != Change.deleted and Path(p).is_file()})
+        deleted = sorted({p for change, p in changes if change == Change.deleted and not Path(p).exists()})
+        summary = run_indexing(components, changed, wait=True, log_sources=False) if changed else IndexSummary()
+        if deleted:
+            summary.removed += remove_deleted_files(components, deleted)
+        for path in paths:
+            log.checked(redact_text(path), "watched folder", summary.line())
+        report(summary)
+
+
+def remove_deleted_files(components, files: list[str]) -> list[str]:
+    """Remove the articles indexed from ``files`` (matched by their recorded source path)."""
+    sources = [str(Path(f).resolve()) for f in files]
+    with indexer_lock(components.settings, wait=True):
+        store = components.store()
+        found = store.get(where={"source": {"$in": sources}}, include=["metadatas"])
+        doc_ids = sorted({meta["doc_id"] for meta in found["metadatas"]})
+        if doc_ids:
+            remove_articles(doc_ids, store=store, record_manager=open_record_manager(components.settings))
+    return doc_ids
