@@ -546,10 +546,12 @@ def build_evaluate_tab(staff: Staff, throttle: LoginThrottle) -> None:
 def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
     """Operators: list, add (upload or URL), remove and re-index articles. Password on every call."""
     columns = ["doc_id", "title", "date", "chunks", "indexed_at", "source"]
+    source_columns = ["source", "kind", "checked_at", "result"]
 
     def table(password: str):
         rows = admin.articles(password)
-        return [[r[c] for c in columns] for r in rows], gr.update(choices=[r["doc_id"] for r in rows])
+        return ([[r[c] for c in columns] for r in rows], gr.update(choices=[r["doc_id"] for r in rows]),
+                [[r[c] for c in source_columns] for r in admin.sources(password)])
 
     def guarded(action):
         return password_guarded(action, throttle, "admin", (AdminError, IndexBusyError))
@@ -561,9 +563,12 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
         with gr.Row():
             files = gr.File(label="Upload articles (.txt .md .html .pdf)", file_count="multiple",
                             file_types=[".txt", ".md", ".html", ".htm", ".pdf"], elem_id="admin-files")
-            urls = gr.Textbox(label="…or paste URLs, one per line", lines=4, elem_id="admin-urls")
+            urls = gr.Textbox(label="…or paste URLs of pages or RSS/Atom feeds, one per line", lines=4,
+                              elem_id="admin-urls")
         add = gr.Button("Add and index", variant="primary", elem_id="admin-add")
-        reindex = gr.Button("Re-index everything", elem_id="admin-reindex")
+        with gr.Row():
+            reindex = gr.Button("Re-index everything", elem_id="admin-reindex")
+            recheck = gr.Button("Check feeds for new entries", elem_id="admin-recheck")
         with gr.Row():
             # Custom values allowed so the API can remove by doc_id without first listing in that session;
             # unknown ids are reported as "0 chunks" by rag.admin.
@@ -571,6 +576,8 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
                                     elem_id="admin-remove-choice")
             remove = gr.Button("Remove", variant="stop", elem_id="admin-remove")
         result = gr.Markdown(elem_id="admin-result")
+        gr.Markdown("#### Sources, feeds and watched folders (`rag index … --watch`), last checked first")
+        sources = gr.Dataframe(headers=source_columns, interactive=False, elem_id="admin-sources", wrap=True)
 
         def progress_of(progress: gr.Progress):
             def wrap(items, total):
@@ -589,14 +596,21 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
             summary = admin.reindex_all(pw, progress=progress_of(progress))
             return (f"Re-indexed: {summary.line()}", *table(pw))
 
+        def do_recheck(pw, progress=gr.Progress()):
+            summary = admin.recheck_feeds(pw, progress=progress_of(progress))
+            failures = "".join(f"\n- {source}: {reason}" for source, reason in summary.failed)
+            return (f"Feeds checked: {summary.line()}{failures}", *table(pw))
+
         def do_remove(pw, doc_ids):
             removed = admin.remove(pw, doc_ids)
             return ("Removed: " + ", ".join(f"{d} ({n} chunks)" for d, n in removed.items()), *table(pw))
 
-        unlock.click(guarded(table), [password], [articles, to_remove], api_name="admin_list")
-        add.click(guarded(do_add), [password, files, urls], [result, articles, to_remove], api_name="admin_add")
-        reindex.click(guarded(do_reindex), [password], [result, articles, to_remove], api_name="admin_reindex")
-        remove.click(guarded(do_remove), [password, to_remove], [result, articles, to_remove], api_name="admin_remove")
+        listed = [articles, to_remove, sources]
+        unlock.click(guarded(table), [password], listed, api_name="admin_list")
+        add.click(guarded(do_add), [password, files, urls], [result, *listed], api_name="admin_add")
+        reindex.click(guarded(do_reindex), [password], [result, *listed], api_name="admin_reindex")
+        recheck.click(guarded(do_recheck), [password], [result, *listed], api_name="admin_recheck_feeds")
+        remove.click(guarded(do_remove), [password, to_remove], [result, *listed], api_name="admin_remove")
 
 
 def timing_note(answer: Answer) -> str:

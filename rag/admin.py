@@ -99,6 +99,22 @@ class Admin:
         sources = [str(self.settings.corpus_dir)] + ([str(self.uploads)] if self.uploads.exists() else [])
         return run_indexing(self.components, sources, progress=progress)
 
+    def sources(self, password: str) -> list[dict]:
+        """Every source indexed so far (files, folders, pages, feeds, watched folders), with when
+        it was last checked and what that run did; most recent first."""
+        self.check(password)
+        from rag.feeds import SourceLog
+
+        records = open_record_manager(self.settings)
+        return SourceLog(records.engine, records.namespace).sources()
+
+    def recheck_feeds(self, password: str, progress=None) -> IndexSummary:
+        """Read every feed again: new and updated entries are indexed, unchanged ones skipped."""
+        feeds = [row["source"] for row in self.sources(password) if row["kind"] == "feed"]
+        if not feeds:
+            raise AdminError("no feeds yet: paste a feed's URL above and add it")
+        return run_indexing(self.components, feeds, progress=progress)
+
     def remove(self, password: str, doc_ids: list[str]) -> dict[str, int]:
         """Remove indexed articles and their uploaded files. Ids come from the browser, so each must
         be an indexed article's (or an upload's) id, and only files directly inside the uploads

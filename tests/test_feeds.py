@@ -5,6 +5,7 @@ import http.server
 import threading
 
 import pytest
+from pydantic import SecretStr
 
 from rag.components import Components
 from rag.feeds import SourceLog, is_feed, read_feed
@@ -106,3 +107,20 @@ def test_feeds_are_recognised_by_type_or_root_and_parsed_without_fetching():
     assert entries[0].link == "https://example.org/news/bridge.html" and entries[0].updated.startswith("2025-03-09")
     with pytest.raises(ValueError, match="not a readable"):
         read_feed("https://example.org/feed.xml", b"<?xml version='1.0'?><rss><channel><item>")
+
+
+def test_the_admin_lists_the_feed_and_checks_it_again(news_site, settings, embedding_model):
+    from rag.admin import Admin, AdminError
+
+    base, requests, _state = news_site
+    password = "a long admin password"
+    parts = Components(settings.model_copy(update={"fetch_allow_hosts": "localhost",
+                                                   "admin_password": SecretStr(password)}), embedding_model=embedding_model)
+    admin = Admin(parts)
+    with pytest.raises(AdminError, match="no feeds yet"):
+        admin.recheck_feeds(password)
+    admin.index(password, [], f"{base}/feed.xml")
+    assert [row["kind"] for row in admin.sources(password)] == ["feed"]
+    requests.clear()
+    summary = admin.recheck_feeds(password)
+    assert len(summary.unchanged) == 2 and requests == ["/feed.xml"]

@@ -81,12 +81,15 @@ def test_admin_api_refuses_without_the_password_and_works_with_it(app):
     client = Client(url, verbose=False)
     with pytest.raises(Exception, match="wrong admin password"):
         client.predict("guess", api_name="/admin_list")
-    rows, _choices = client.predict("correct horse", api_name="/admin_list")
+    rows, _choices, _sources = client.predict("correct horse", api_name="/admin_list")
     assert "us-ai-export-controls-anthropic" in str(rows)
     with pytest.raises(Exception, match="wrong admin password"):
         client.predict("guess", api_name="/admin_reindex")
-    message, rows, _choices = client.predict("correct horse", api_name="/admin_reindex")
+    message, rows, _choices, sources = client.predict("correct horse", api_name="/admin_reindex")
     assert message.startswith("Re-indexed:") and "failed" in message and "us-ai-export-controls-anthropic" in str(rows)
+    checked = {row[0]: row for row in sources["data"]}  # the Admin tab's list of sources, last checked first
+    corpus = next(source for source in checked if source.endswith("corpus"))
+    assert checked[corpus][1] == "folder" and checked[corpus][2] and "unchanged" in checked[corpus][3]
 
 
 def test_staff_api_runs_an_evaluation_and_refuses_without_the_password(app):
