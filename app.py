@@ -512,6 +512,13 @@ def build_evaluate_tab(staff: Staff, throttle: LoginThrottle) -> None:
         runs_table = gr.Dataframe(headers=["run", "when", "set", "llm", "correct", "refused", "hit@5", "trust"],
                                   interactive=False, elem_id="eval-runs")
         report = gr.HTML(elem_id="eval-report")
+        gr.Markdown("### Why did it answer (or refuse) that?")
+        with gr.Row():
+            trace_run = gr.Number(precision=0, label="Run", elem_id="trace-run")
+            trace_question = gr.Textbox(label="Question id", elem_id="trace-question")
+            trace_button = gr.Button("Explain", elem_id="trace-explain")
+        # Plain text in a textbox: the trace quotes articles, which must never render as markup.
+        trace_text = gr.Textbox(label="Trace", lines=12, max_lines=80, interactive=False, elem_id="trace-text")
         gr.Markdown("### Readers' feedback (unreviewed, thumbs-down first)")
         feedback_button = gr.Button("Show feedback", elem_id="feedback-show")
         feedback_table = gr.Dataframe(headers=["id", "rating", "question", "answer", "comment", "when"],
@@ -519,6 +526,7 @@ def build_evaluate_tab(staff: Staff, throttle: LoginThrottle) -> None:
         with gr.Row():
             reviewed_id = gr.Number(precision=0, label="Feedback id", elem_id="feedback-id")
             reviewed_button = gr.Button("Mark reviewed", elem_id="feedback-reviewed")
+            explain_feedback = gr.Button("Explain (ask again with the trace)", elem_id="feedback-explain")
 
         def do_run(pw, chosen, llm, retrieval, k, progress=gr.Progress()):
             overrides = {"llm": llm or None, "retrieval_mode": retrieval or None, "top_k": int(k) if k else None}
@@ -541,6 +549,10 @@ def build_evaluate_tab(staff: Staff, throttle: LoginThrottle) -> None:
             return staff.feedback_queue(pw)
 
         reviewed_button.click(guarded(do_review), [password, reviewed_id], feedback_table, api_name="feedback_reviewed")
+        trace_button.click(guarded(staff.explain_result), [password, trace_run, trace_question], trace_text,
+                           api_name="eval_explain")
+        explain_feedback.click(guarded(staff.explain_feedback), [password, reviewed_id], trace_text,
+                               api_name="feedback_explain")
 
 
 def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:

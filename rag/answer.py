@@ -134,6 +134,10 @@ class Pipeline:
             docs = interleave([docs, *(self.retriever.invoke(p, filters=filters) for p in parts)],
                               k=max(len(docs), self.settings.candidate_passages))
         retrieve_ms = (time.perf_counter() - started) * 1000
+        ranking = [{"chunk_id": d.id or d.metadata.get("chunk_id"), "doc_id": d.metadata.get("doc_id"),
+                    "title": d.metadata.get("title", ""), "fused": d.metadata.get("score"),
+                    **{key: d.metadata.get(key) for key in ("dense_rank", "dense_score", "bm25_rank", "bm25_score")}}
+                   for d in docs]  # the fused order, with each retriever's rank and score (rag.explain)
         candidates = [to_passage(d) for d in docs]
         if timeframe.newest_first:  # "the latest guidance on …": newer relevant articles first
             candidates = newest_first(candidates)
@@ -145,7 +149,9 @@ class Pipeline:
         timings = {"retrieve_ms": retrieve_ms}
         if not self.relevant_enough(passages):
             timings["first_token_ms"] = timings["total_ms"] = (time.perf_counter() - started) * 1000
-            yield Final(refusal(question, passages, timings, self.generator.name))
+            refused = refusal(question, passages, timings, self.generator.name)
+            refused.ranking = ranking
+            yield Final(refused)
             return
 
         text, first_token_at, used, usage = "", None, self.generator, UsageRecorder()
@@ -175,6 +181,7 @@ class Pipeline:
         answer.timings["total_ms"] = (time.perf_counter() - started) * 1000
         if timeframe.newest_first and not timeframe.has_period:
             answer.timeframe = {**timeframe.to_json(), "applied": True}
+        answer.ranking = ranking
         yield Final(answer)
 
     def second_opinion(self, answer: Answer, question: str, passages: list[Passage], usage: UsageRecorder) -> Answer:

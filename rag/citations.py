@@ -58,6 +58,8 @@ class CheckedSentence:
     text: str  # without markers
     cites: list[int]  # 1-based passage numbers, verified
     supported: bool
+    support: float = 0.0  # share of its new words found in its best passage
+    reason: str = ""  # why it was dropped (for `rag ask --explain`); "" when kept
 
 
 TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[[^\]]*\d[^\]]*\])+)")
@@ -332,9 +334,10 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
             continue
         terms = content_terms(sentence) - question_terms
         if not terms:  # restates the question and adds nothing ("The CEO of X is X.")
-            checked.append(CheckedSentence(sentence, [], False))
+            checked.append(CheckedSentence(sentence, [], False, 0.0, "adds nothing to the question"))
             continue
         scores = [support(terms, pt) for pt in passage_terms]
+        reason = ""
         good = [n for n in cites if scores[n - 1] >= min_support]
         if not good and scores:
             best = max(range(len(scores)), key=scores.__getitem__)
@@ -349,17 +352,24 @@ def check_answer(text: str, passages: list[Passage], question: str, *,
         cites, ungrounded = _ground_facts(sentence_facts, terms - sentence_facts, anchored, sentences_of,
                                           passage_terms, question_terms, question_all)
         supported = bool(anchored) and not ungrounded
+        if not good:
+            reason = f"no passage holds half of its words (best {max(scores, default=0):.2f})"
+        elif not anchored:
+            reason = "its passage shares no word with the question (stitched)"
+        elif ungrounded:
+            reason = f"not in the passage it cites: {', '.join(sorted(ungrounded)[:5])}"
         # "How many parameters?" answered with a number that counts executives is not an answer.
         numbers = {f for f in sentence_facts if f[0].isdigit()}
         if supported and counted and numbers - question_all and not any(
                 counts_the_right_thing(numbers - question_all, counted, sentences_of[n - 1]) for n in cites):
-            supported = False
+            supported, reason = False, "its number does not stand beside what the question counts"
         # "Which publication reported X?" answered with a publication named beside something else.
         names = {f for f in sentence_facts if not f[0].isdigit()} - question_all
         if supported and asks_name and names and not any(
                 stands_in_question_context(names, question_terms, sentences_of[n - 1]) for n in cites):
-            supported = False
-        checked.append(CheckedSentence(sentence, cites or good, supported))
+            supported, reason = False, "the name it gives stands beside something else in the passage"
+        best = max((scores[n - 1] for n in (cites or good)), default=max(scores, default=0.0))
+        checked.append(CheckedSentence(sentence, cites or good, supported, round(best, 2), reason))
     return checked
 
 

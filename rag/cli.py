@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.add_argument("--markdown", action="store_true",
                      help="print the answer as Markdown, citations as footnotes (as the web chat's download)")
+    ask.add_argument("--explain", action="store_true",
+                     help="after the answer, the whole trace: candidates and their ranks, the prompt, the model's raw "
+                          "reply, the checker's decision on every sentence, timings")
     ask.add_argument("--batch", type=Path, metavar="FILE.jsonl", help="answer every {id, question} line; JSONL out")
     add_filter_arguments(ask)
     ask.set_defaults(handler=cmd_ask)
@@ -203,14 +206,20 @@ def cmd_ask(args, settings: Settings) -> int:
         clean_question(args.question, settings.max_question_chars)  # fail fast, before loading models
         pipeline = components(settings).pipeline
         answer = pipeline.ask(args.question, filters_from(args), infer_dates=False if args.all_dates else None)
+        from rag.explain import format_trace, trace
+
         if args.json:
-            print(json.dumps(answer.to_json(), ensure_ascii=False))
-        elif args.markdown:
+            print(json.dumps({**answer.to_json(), **({"trace": trace(answer)} if args.explain else {})},
+                             ensure_ascii=False))
+            return 0
+        if args.markdown:
             from rag.present import turn_markdown
 
             print(turn_markdown(answer, 1), end="")
         else:
             print(format_answer(answer))
+        if args.explain:
+            print("\n" + format_trace(trace(answer)))
         return 0
     rows = load_question_set(args.batch)
     pipeline = components(settings).pipeline

@@ -124,9 +124,12 @@ class QuestionResult:
     model_output: str = ""  # the model's raw reply, before the checker
     prompt_tokens: int | None = None
     refusal_probability: float | None = None
+    trace: dict | None = None  # rag.explain.trace: why it answered or refused
 
 
 def score(row: dict, answer: Answer) -> QuestionResult:
+    from rag.explain import trace
+
     answerable = row.get("answerable")
     evidence = row.get("evidence") or []
     rank = evidence_rank([c.shown or c.text for c in answer.contexts], evidence) if evidence else None
@@ -142,7 +145,7 @@ def score(row: dict, answer: Answer) -> QuestionResult:
                           citation_precision=precision, citation_coverage=coverage,
                           failure=failure_kind(answerable, answer.refused, correct, rank),
                           model_output=answer.model_output or "", prompt_tokens=answer.prompt_tokens,
-                          refusal_probability=answer.refusal_probability)
+                          refusal_probability=answer.refusal_probability, trace=trace(answer))
 
 
 def citation_quality(answer: Answer, evidence: list[str]) -> tuple[float | None, float | None]:

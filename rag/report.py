@@ -105,8 +105,10 @@ def comparison_report(comparison: dict, results_a: list[dict], results_b: list[d
     question_rows = "".join(
         f"<tr><td>{html.escape(q['id'])}</td><td class='{'ok' if q['direction'] == 'better' else 'bad' if q['direction'] == 'worse' else ''}'>"
         f"{q['direction']}</td><td>{html.escape(q['question'])}</td>"
-        f"<td>{q['a']['outcome']} (rank {q['a']['rank']})<br><span class='muted'>{html.escape(q['a']['answer'])}</span></td>"
-        f"<td>{q['b']['outcome']} (rank {q['b']['rank']})<br><span class='muted'>{html.escape(q['b']['answer'])}</span></td></tr>"
+        f"<td>{q['a']['outcome']} (rank {q['a']['rank']})<br><span class='muted'>{html.escape(q['a']['answer'])}</span>"
+        f"<br><small>{html.escape(q['a'].get('why') or '')}</small></td>"
+        f"<td>{q['b']['outcome']} (rank {q['b']['rank']})<br><span class='muted'>{html.escape(q['b']['answer'])}</span>"
+        f"<br><small>{html.escape(q['b'].get('why') or '')}</small></td></tr>"
         for q in comparison["questions"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{label_a} vs {label_b}</title>
 <style>{STYLE}</style></head><body><h1>{label_a} vs {label_b}</h1>

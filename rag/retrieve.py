@@ -93,12 +93,13 @@ class HybridRetriever(BaseRetriever):
             for rank, (doc, distance) in enumerate(self._dense(store, query, filters)):
                 entry = ranked.setdefault(doc.id, {"doc": doc, "score": 0.0, "dense": None})
                 entry["score"] += 1.0 / (RRF_K + rank + 1)
-                entry["dense"] = 1.0 - float(distance)
+                entry["dense"], entry["dense_rank"] = 1.0 - float(distance), rank + 1
         if lexical is not None:
-            for rank, (chunk_id, _score) in enumerate(lexical.result()):
+            for rank, (chunk_id, bm25) in enumerate(lexical.result()):
                 if chunk_id not in ranked:  # seen by BM25 only: its Document is fetched below
                     ranked[chunk_id] = {"doc": None, "score": 0.0, "dense": None}
                 ranked[chunk_id]["score"] += 1.0 / (RRF_K + rank + 1)
+                ranked[chunk_id]["bm25"], ranked[chunk_id]["bm25_rank"] = bm25, rank + 1
 
         best = sorted(ranked.items(), key=lambda item: item[1]["score"], reverse=True)[:k]
         missing = [chunk_id for chunk_id, entry in best if entry["doc"] is None]
@@ -113,7 +114,10 @@ class HybridRetriever(BaseRetriever):
             doc = entry["doc"]
             if doc is None:  # deleted between the two look-ups: a concurrent re-index
                 continue
-            doc.metadata = {**doc.metadata, "score": entry["score"], "dense_score": entry["dense"]}
+            # Each side's rank and score ride along for `rag ask --explain` (rag.explain).
+            doc.metadata = {**doc.metadata, "score": entry["score"], "dense_score": entry["dense"],
+                            "dense_rank": entry.get("dense_rank"), "bm25_rank": entry.get("bm25_rank"),
+                            "bm25_score": entry.get("bm25")}
             results.append(doc)
         return results
 

@@ -105,6 +105,15 @@ def is_good(result: dict) -> bool:
     return state == "correct" or (result.get("answerable") is False and state == "refused")
 
 
+def why(result: dict) -> str:
+    """The stored trace's one-line reason (rag.explain), and the sentence the checker dropped first."""
+    trace = result.get("trace") or {}
+    if not trace:
+        return ""  # a run stored before traces were
+    dropped = next((s for s in trace.get("sentences", []) if not s["supported"] and s.get("reason")), None)
+    return trace["decision"] + (f" — dropped {dropped['text'][:60]!r}: {dropped['reason']}" if dropped else "")
+
+
 def compare(store: RunStore, run_a: int, run_b: int) -> dict:
     """Summary deltas and the questions whose outcome changed between two runs."""
     meta_a, results_a = store.load(run_a)
@@ -118,8 +127,10 @@ def compare(store: RunStore, run_a: int, run_b: int) -> dict:
         if outcome(a) != outcome(b) or a.get("evidence_rank") != b.get("evidence_rank"):
             direction = "better" if is_good(b) and not is_good(a) else "worse" if is_good(a) and not is_good(b) else "changed"
             changed.append({"id": a["id"], "question": a["question"], "direction": direction,
-                            "a": {"outcome": outcome(a), "rank": a.get("evidence_rank"), "answer": a["answer"]},
-                            "b": {"outcome": outcome(b), "rank": b.get("evidence_rank"), "answer": b["answer"]}})
+                            "a": {"outcome": outcome(a), "rank": a.get("evidence_rank"), "answer": a["answer"],
+                                  "why": why(a)},
+                            "b": {"outcome": outcome(b), "rank": b.get("evidence_rank"), "answer": b["answer"],
+                                  "why": why(b)}})
     keys = [k for k, v in meta_a["summary"].items() if isinstance(v, int | float) and not isinstance(v, bool)]
     deltas = {k: {"a": meta_a["summary"].get(k), "b": meta_b["summary"].get(k)} for k in keys}
     settings_diff = {k: {"a": meta_a["settings"].get(k), "b": meta_b["settings"].get(k)}
@@ -143,6 +154,9 @@ def format_comparison(comparison: dict) -> str:
             for q in rows:
                 lines.append(f"  {q['id']}: {q['a']['outcome']} (rank {q['a']['rank']}) -> {q['b']['outcome']} "
                              f"(rank {q['b']['rank']})  {q['question'][:80]}")
+                for side in ("a", "b"):
+                    if q[side].get("why"):
+                        lines.append(f"      {side.upper()}: {q[side]['why']}")
     return "\n".join(lines)
 
 

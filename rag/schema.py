@@ -91,6 +91,9 @@ class Answer:
     # The period read from the question (rag.timeframe): its dates and label, whether the answer
     # came from within it ("applied") or from all articles, and how many undated articles it left out.
     timeframe: dict | None = None
+    # The retrieved candidates in fused order, with each retriever's rank and score: for traces
+    # (rag.explain), not part of ``to_json``.
+    ranking: list[dict] | None = None
 
     def to_json(self) -> dict:
         return {

@@ -81,6 +81,32 @@ class Staff:
         return [[r["id"], {1: "👍", -1: "👎"}.get(r["rating"], ""), r["question"], r["answer"], r["comment"],
                  r["created_at"]] for r in self.feedback.rows(only_unreviewed=True)]
 
+    def explain_result(self, password: str, run_id: int, question_id: str) -> str:
+        """The stored trace of one question of an evaluation run (rag.explain), as text."""
+        self.check(password)
+        from rag.explain import format_trace
+
+        _run, results = self.runs.load(int(run_id))
+        found = next((r for r in results if str(r["id"]) == str(question_id).strip()), None)
+        if found is None:
+            raise LookupError(f"run {run_id} has no question {str(question_id)[:40]!r}")
+        if not found.get("trace"):
+            return "This run was stored before traces were kept: run the question set again to see one."
+        return f"{found['id']}: {found['question']}\n\n{format_trace(found['trace'])}"
+
+    def explain_feedback(self, password: str, feedback_id: int) -> str:
+        """A reader's rated answer, asked again now with the whole trace (the reader's own run
+        kept no contexts: only what feedback needs is stored)."""
+        self.check(password)
+        from rag.explain import format_trace, trace
+
+        row = next((r for r in self.feedback.rows() if r["id"] == int(feedback_id)), None)
+        if row is None:
+            raise LookupError(f"no feedback with id {feedback_id}")
+        answer = self.components.pipeline.ask(row["question"])
+        return (f"{row['question']}\nThe reader saw: {row['answer'][:300]}\nAsked again now, on the current index "
+                f"and settings:\n\n{format_trace(trace(answer))}")
+
     def mark_reviewed(self, password: str, feedback_id: int) -> None:
         self.check(password)
         self.feedback.mark_reviewed(int(feedback_id))

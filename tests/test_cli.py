@@ -49,6 +49,22 @@ def test_ask_markdown_has_the_answer_and_its_citations_as_footnotes(data_dir):
     assert footnotes and "Kimi" in " ".join(footnotes)
 
 
+def test_ask_explain_shows_every_stage_of_the_answer(data_dir):
+    result = rag("ask", "Which Chinese model has comparable exploitation capabilities?", "--explain", "--json",
+                 data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    trace = json.loads(result.stdout)["trace"]
+    assert trace["decision"].startswith("answered")
+    first = trace["ranking"][0]
+    assert first["dense_rank"] and first["bm25_rank"] and first["fused"] > 0, "both retrievers' ranks, fused"
+    assert "<passages>" in trace["prompt"] and trace["prompt_tokens"] > 0
+    assert "Kimi" in trace["model_output"]
+    assert any(s["supported"] and s["cites"] for s in trace["sentences"])
+    assert {"retrieve_ms", "first_token_ms", "total_ms"} <= set(trace["timings"])
+    text = rag("ask", "Which Chinese model has comparable exploitation capabilities?", "--explain", data_dir=data_dir)
+    assert all(part in text.stdout for part in ("DECISION", "RETRIEVAL", "PROMPT", "MODEL OUTPUT", "CHECKER", "TIMINGS"))
+
+
 def test_batch_reads_jsonl_and_writes_one_object_per_line(data_dir, tmp_path):
     batch = tmp_path / "q.jsonl"
     batch.write_text('{"id": "a", "question": "Who wrote the article?", "extra": 1}\n'

@@ -106,7 +106,13 @@ def test_staff_api_runs_an_evaluation_and_refuses_without_the_password(app):
     report, runs = client.predict("staff password", str(SEED_QUESTIONS), "extractive", "", None,
                                   api_name="/eval_run")
     assert "srcdoc" in report and "Evaluation run" in report
-    assert runs["data"] if isinstance(runs, dict) else runs
+    rows = runs["data"] if isinstance(runs, dict) else runs
+    assert rows
+    # Staff's "why did it answer that?": the stored trace of one question of that run.
+    trace = client.predict("staff password", rows[0][0], "d01", api_name="/eval_explain")
+    assert trace.startswith("d01:") and "DECISION" in trace and "RETRIEVAL" in trace and "CHECKER" in trace
+    with pytest.raises(Exception, match="wrong staff password"):
+        client.predict("nope", rows[0][0], "d01", api_name="/eval_explain")
 
 
 def test_admin_features_are_absent_without_a_password(tmp_path):
