@@ -168,6 +168,7 @@ class ChatService:
         ``base_url``: the app's address as the reader sees it, for links in the downloaded transcript;
         ``infer_dates=False``: ignore the period the question names (the chip's ✕)."""
         history = state.trim(list(history or []))
+        state.last_timeframe = None  # the chip belongs to the newest answer only
         try:
             question = clean_question(message, self.settings.max_question_chars)  # before any other use
         except QuestionError as exc:
