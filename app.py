@@ -212,7 +212,8 @@ class ChatService:
                     state.source_turns[-1] = (question, [
                         self.source_card(p, n, turn, cited=n in cited, articles=articles)
                         for n, p in enumerate(answer.contexts, 1)])
-                    link = share_query(question, filters.doc_ids, filters.date_from, filters.date_to)
+                    link = share_query(question, filters.doc_ids, filters.date_from, filters.date_to,
+                                       all_dates=infer_dates is False)
                     history[-1] = {"role": "assistant", "content": answer_html(answer, turn, link)}
                     article_url = (lambda doc_id: f"{base_url}article/{quote(doc_id)}") if base_url else None
                     state.transcript.append(turn_markdown(answer, turn, article_url))
@@ -379,19 +380,22 @@ def build_app(service: ChatService) -> gr.Blocks:
         def read_link(request: gr.Request):
             params = request.query_params if request else {}
             docs = [d for d in params.get("docs", "").split(",") if d in known_ids]
-            return (params.get("q", "")[: service.settings.max_question_chars], docs,
+            return (params.get("q", "")[: service.settings.max_question_chars], params.get("dates") == "all", docs,
                     params.get("from", "")[:20], params.get("to", "")[:20])
 
-        def respond_to_link(message: str, history: list, state: Session, docs, start, end, request: gr.Request):
+        def respond_to_link(message: str, all_dates: bool, history: list, state: Session, docs, start, end,
+                            request: gr.Request):
             if not message:
                 yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 return
-            yield from respond(message, history, state, docs, start, end, request)
+            yield from service.respond(message, history, state, docs, start, end, base_url=base_url_of(request),
+                                       infer_dates=False if all_dates else None)
 
         linked = gr.State("")  # not ``sent``: a question typed meanwhile must not be asked twice
-        demo.load(read_link, None, [linked, doc_filter, date_from, date_to], queue=False,
+        linked_all_dates = gr.State(False)  # the link was shared after the period chip was removed
+        demo.load(read_link, None, [linked, linked_all_dates, doc_filter, date_from, date_to], queue=False,
                   api_visibility="private").then(
-            respond_to_link, [linked, chatbot, session, doc_filter, date_from, date_to],
+            respond_to_link, [linked, linked_all_dates, chatbot, session, doc_filter, date_from, date_to],
             [chatbot, sources, session, status], api_visibility="private",
             concurrency_limit=service.settings.concurrency_limit,
         ).then(export, session, [download, chip], api_visibility="private")

@@ -29,9 +29,12 @@ def as_text(text: str) -> str:
     return text.translate(_INERT)
 
 
-def share_query(question: str, doc_ids: tuple[str, ...] = (), date_from: str = "", date_to: str = "") -> str:
-    """The link that asks ``question`` again, with its filters: opening ``/?q=…`` asks it directly."""
-    params = {"q": question, "docs": ",".join(doc_ids), "from": date_from, "to": date_to}
+def share_query(question: str, doc_ids: tuple[str, ...] = (), date_from: str = "", date_to: str = "",
+                all_dates: bool = False) -> str:
+    """The link that asks ``question`` again, with its filters: opening ``/?q=…`` asks it directly.
+    ``all_dates``: the reader removed the period read from the question (``&dates=all``)."""
+    params = {"q": question, "docs": ",".join(doc_ids), "from": date_from, "to": date_to,
+              "dates": "all" if all_dates else ""}
     return "?" + urlencode({k: v for k, v in params.items() if v})
 
 

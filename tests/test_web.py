@@ -272,6 +272,12 @@ def test_a_period_in_the_question_shows_as_a_chip_whose_x_asks_again_over_all_da
     page.wait_for_function(ask_done, timeout=120_000)
     assert page.locator("#chat .chip").count() == 1, "the second answer carries no period"
     chip.wait_for(state="hidden", timeout=10_000)
+    link = page.locator("#chat .share a").last.get_attribute("href")
+    assert "dates=all" in link, "a link shared after removing the chip keeps it removed"
+    shared = open_page(browser, url + link)
+    shared.wait_for_function("document.querySelectorAll('#chat .answer, #chat .refusal').length > 0", timeout=120_000)
+    assert shared.locator("#chat .chip").count() == 0 and "40 percent" in shared.locator("#chat .answer").last.inner_text()
+    shared.close()
     # A period nothing was published in: every article is searched, and the answer says so.
     ask(page, "Which Chinese model has comparable mathematical and software exploitation capabilities in 2019?",
         answers_before=2)
