@@ -150,7 +150,7 @@ class Pipeline:
         if not self.relevant_enough(passages):
             timings["first_token_ms"] = timings["total_ms"] = (time.perf_counter() - started) * 1000
             refused = refusal(question, passages, timings, self.generator.name)
-            refused.ranking = ranking
+            refused.ranking, refused.filters = ranking, filters.to_json()
             yield Final(refused)
             return
 
@@ -181,7 +181,7 @@ class Pipeline:
         answer.timings["total_ms"] = (time.perf_counter() - started) * 1000
         if timeframe.newest_first and not timeframe.has_period:
             answer.timeframe = {**timeframe.to_json(), "applied": True}
-        answer.ranking = ranking
+        answer.ranking, answer.filters = ranking, filters.to_json()
         yield Final(answer)
 
     def second_opinion(self, answer: Answer, question: str, passages: list[Passage], usage: UsageRecorder) -> Answer:

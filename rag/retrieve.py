@@ -42,6 +42,12 @@ class Filters:
     def is_empty(self) -> bool:
         return not (self.doc_ids or self.date_from or self.date_to)
 
+    def to_json(self) -> dict | None:
+        """What the answer object reports as applied (None when nothing restricted the search)."""
+        if self.is_empty():
+            return None
+        return {"doc_ids": list(self.doc_ids), "date_from": self.date_from, "date_to": self.date_to}
+
     def chroma_where(self) -> dict | None:
         clauses: list[dict] = []
         if self.doc_ids:

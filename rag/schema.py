@@ -91,6 +91,7 @@ class Answer:
     # The period read from the question (rag.timeframe): its dates and label, whether the answer
     # came from within it ("applied") or from all articles, and how many undated articles it left out.
     timeframe: dict | None = None
+    filters: dict | None = None  # the filters the answer's search applied (the reader's, or a period's)
     # The retrieved candidates in fused order, with each retriever's rank and score: for traces
     # (rag.explain), not part of ``to_json``.
     ranking: list[dict] | None = None
@@ -112,6 +113,7 @@ class Answer:
             "llm": self.llm,
             **({"prompt_tokens": self.prompt_tokens} if self.prompt_tokens else {}),
             **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
+            **({"filters": self.filters} if self.filters else {}),
             **({"timeframe": self.timeframe} if self.timeframe else {}),
         }
 

@@ -124,3 +124,17 @@ def test_the_admin_lists_the_feed_and_checks_it_again(news_site, settings, embed
     requests.clear()
     summary = admin.recheck_feeds(password)
     assert len(summary.unchanged) == 2 and requests == ["/feed.xml"]
+
+
+def test_a_url_list_may_name_feeds(news_site, tmp_path):
+    from rag.fetch import Fetcher
+    from rag.load import load_sources
+
+    base, _requests, _state = news_site
+    listing = tmp_path / "reading.urls"
+    listing.write_text(f"# harbour news\n{base}/feed.xml\n{base}/news/ferry.html\n", encoding="utf-8")
+    loaded = load_sources([str(listing)], fetch=Fetcher(allow_hosts=("localhost",)))
+    assert loaded.feeds == [f"{base}/feed.xml"]
+    assert sorted(a.title for a in loaded.articles) == ["Bridge Tolls Frozen", "Night Ferry Returns"]
+    assert [source for source, reason in loaded.failures if "duplicate" in reason] == [f"{base}/news/ferry.html"], \
+        "the page also listed on its own is loaded once"

@@ -59,6 +59,7 @@ def test_an_answer_from_the_period_named_says_which_period_it_searched(indexed):
     assert {p.doc_id for p in answer.contexts} == {"harbour-tolls"}, "only March 2024 articles were searched"
     assert answer.timeframe["applied"] and answer.timeframe["date_from"] == "2024-03-01"
     assert answer.to_json()["timeframe"]["label"] == "Articles from March 2024"
+    assert answer.to_json()["filters"] == {"doc_ids": [], "date_from": "2024-03-01", "date_to": "2024-03-31"}
     assert answer.timeframe["undated_articles"] == 0
 
 
