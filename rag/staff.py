@@ -86,6 +86,8 @@ class Staff:
         self.check(password)
         from rag.explain import format_trace
 
+        if run_id is None or not str(question_id or "").strip():
+            raise LookupError("give a run id and a question id (List runs shows the runs)")
         _run, results = self.runs.load(int(run_id))
         found = next((r for r in results if str(r["id"]) == str(question_id).strip()), None)
         if found is None:
@@ -100,6 +102,8 @@ class Staff:
         self.check(password)
         from rag.explain import format_trace, trace
 
+        if feedback_id is None:
+            raise LookupError("give a feedback id (Show feedback lists them)")
         row = next((r for r in self.feedback.rows() if r["id"] == int(feedback_id)), None)
         if row is None:
             raise LookupError(f"no feedback with id {feedback_id}")

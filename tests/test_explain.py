@@ -51,3 +51,21 @@ def test_compare_says_why_a_question_flipped(tmp_path, indexed):
         ids.append(runs.save("set.jsonl", {}, {"correct": float(result.correct)}, [result]))
     text = format_comparison(compare(runs, *ids))
     assert "BETTER (1)" in text and "A: refused: the question asks for a date" in text and "B: answered" in text
+
+
+def test_a_readers_thumbs_down_can_be_explained_by_staff(tmp_path, indexed):
+    from pydantic import SecretStr
+
+    from rag.feedback import FeedbackStore
+    from rag.staff import Staff
+
+    settings = indexed.settings.model_copy(update={"staff_password": SecretStr("a long staff password")})
+    indexed.settings = settings
+    feedback = FeedbackStore(tmp_path / "app.sqlite")
+    answer = indexed.pipeline.ask("How much were harbour tolls for fishing boats cut?")
+    answer.id = "reader-answer-1"
+    feedback_id = feedback.record(answer, rating=-1, comment="too vague")
+    staff = Staff(indexed, feedback, [])
+    text = staff.explain_feedback("a long staff password", feedback_id)
+    assert text.startswith("How much were harbour tolls") and "The reader saw:" in text
+    assert "DECISION" in text and "harbour-tolls" in text and "CHECKER" in text
