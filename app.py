@@ -312,7 +312,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                     placeholder="Ask a question about the articles. Sources appear on the right (below on a phone).",
                     examples=[{"text": q} for q in service.example_questions()],
                 )
-                # The period read from the newest question, removable: "Articles from 2024 ✕".
+                # The period read from the newest question, removable: "✕ Articles from 2024 — ask over all dates".
                 chip = gr.Button("", visible=False, size="sm", elem_id="timeframe-chip", variant="secondary")
                 with gr.Row():
                     question = gr.Textbox(placeholder="Ask about the articles…", show_label=False, scale=5,
@@ -343,7 +343,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             """After each answer: the conversation as a Markdown file for the download button, and
             the chip of the period the answer searched (hidden when it searched all dates)."""
             timeframe = state.last_timeframe or {}
-            chip_update = gr.Button(value=f"{timeframe.get('label', '')}  ✕", visible=True) \
+            chip_update = gr.Button(value=f"✕ {timeframe.get('label', '')} — ask again over all dates", visible=True) \
                 if timeframe.get("applied") else gr.Button(visible=False)
             if not state.transcript:
                 return gr.DownloadButton(value=None, interactive=False), chip_update
