@@ -107,8 +107,7 @@ class Pipeline:
         infer = self.settings.infer_dates if infer_dates is None else infer_dates
         timeframe = timeframe_of(question) if infer else Timeframe()
         if filters.date_from or filters.date_to:  # the reader's own dates win over the question's
-            timeframe = replace(timeframe, date_from="", date_to="", label="Newest articles first"
-                                ) if timeframe.newest_first else Timeframe()
+            timeframe = timeframe.without_period()
         if not timeframe.has_period:
             yield from self._answer(question, filters, timeframe, started)
             return
@@ -117,7 +116,7 @@ class Pipeline:
             if isinstance(event, Final) and event.answer.refused:
                 note = f"Nothing in {timeframe.label[0].lower()}{timeframe.label[1:]} answers this; searching all articles."
                 yield Restart(note)
-                for again in self._answer(question, filters, replace(timeframe, date_from="", date_to=""), started):
+                for again in self._answer(question, filters, timeframe.without_period(), started):
                     if isinstance(again, Final):
                         again.answer.timeframe = {**timeframe.to_json(), "applied": False, "note": note}
                     yield again

@@ -149,13 +149,15 @@ def components(settings: Settings):
 def cmd_index(args, settings: Settings) -> int:
     from rag.embed import EmbeddingProcess
 
+    sources = args.paths or [str(settings.corpus_dir)]
+    if args.watch and not all(Path(s).exists() for s in sources):  # before any model loads
+        raise ValueError("--watch takes files and folders, not URLs (feeds are re-read by running the index command again)")
     # Start loading the model in a child process first, so it loads while this one imports,
     # reads and chunks; if nothing changed, it is stopped unused. (An embeddings server needs none.)
     embedder = None if settings.embed_base_url else EmbeddingProcess(settings.embed_model, settings.embed_batch_size)
     try:
         from rag.index import run_indexing
 
-        sources = args.paths or [str(settings.corpus_dir)]
         summary = run_indexing(components(settings), sources, prune=args.prune, rebuild=args.rebuild,
                                wait=args.wait, embeddings=embedder,
                                progress=progress_bar("embedding and writing", "chunks"),
@@ -170,12 +172,9 @@ def cmd_index(args, settings: Settings) -> int:
     return 1 if summary.failed else 0
 
 
-def watch(settings: Settings, sources: list[str]) -> int:
+def watch(settings: Settings, folders: list[str]) -> int:
     from rag.watch import watch_folders
 
-    folders = [s for s in sources if Path(s).exists()]
-    if len(folders) != len(sources):
-        raise ValueError("--watch takes files and folders, not URLs (feeds are re-read by running the index command again)")
     print(f"watching {', '.join(folders)} for changes (Ctrl-C stops)", flush=True)
     try:
         watch_folders(components(settings), folders,
@@ -236,10 +235,12 @@ def cmd_ask(args, settings: Settings) -> int:
 
 
 def format_answer(answer) -> str:
+    from rag.present import period_said
+
     lines = []
     if timeframe := answer.timeframe:
-        lines += [f"({timeframe['label']}; --all-dates to search every article)" if timeframe.get("applied")
-                  else f"({timeframe.get('note', '')})", ""]
+        hint = "; --all-dates to search every article" if timeframe.get("applied") else ""
+        lines += [f"({period_said(timeframe)}{hint})", ""]
     lines += [answer.answer, ""]
     if answer.citations:
         lines.append("Sources:")

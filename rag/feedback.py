@@ -74,6 +74,11 @@ class FeedbackStore:
         with self._connect() as db:
             return [dict(row) for row in db.execute(query)]
 
+    def row(self, feedback_id: int) -> dict | None:
+        with self._connect() as db:
+            found = db.execute("SELECT * FROM feedback WHERE id = ?", (feedback_id,)).fetchone()
+        return dict(found) if found is not None else None
+
     def mark_reviewed(self, feedback_id: int) -> None:
         with self._lock, self._connect() as db:
             db.execute("UPDATE feedback SET reviewed = 1 WHERE id = ?", (feedback_id,))

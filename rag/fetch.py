@@ -60,7 +60,7 @@ class PinnedTransport(httpx.HTTPTransport):
 
 
 class Fetcher:
-    """``fetch(url) -> (body, content type)`` for ``rag.load.load_url``; raises ``LoadError``."""
+    """``fetch(url) -> (body, content type)`` for ``rag.load.load_sources``; raises ``LoadError``."""
 
     def __init__(self, *, allow_hosts: tuple[str, ...] = (), timeout_s: float = 30.0,
                  max_bytes: int = 20 * 1024 * 1024, max_redirects: int = 5) -> None:

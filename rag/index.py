@@ -103,9 +103,10 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
             forget_all_records(open_record_manager(settings))
         record_manager = open_record_manager(settings)
         log = SourceLog(record_manager.engine, record_manager.namespace)
-        indexed = set(indexed_doc_ids(record_manager))
+        # A feed entry is skipped unfetched if it is unchanged and its article is still indexed.
         loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress,
-                              skip_entry=lambda entry, doc_id: doc_id in indexed and log.indexed_unchanged(entry) == doc_id)
+                              skip_entry=lambda entry, doc_id: log.indexed_unchanged(entry) == doc_id
+                              and bool(record_manager.list_keys(group_ids=[doc_id], limit=1)))
         for source, reason in loaded.failures:
             report(f"skipped {source}: {reason}")
         if prune and loaded.failures:

@@ -47,12 +47,17 @@ def iter_files(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_SUFFIXES | LIST_SUFFIXES:
+                if child.is_file() and indexable_below(path, child):
                     files.append(child)
         else:
             files.append(path)
     return files
+
+
+def indexable_below(folder: Path, file: Path) -> bool:
+    """Is ``file`` (inside ``folder``) one the loader reads? Hidden files and folders are skipped."""
+    hidden = any(part.startswith(".") for part in file.relative_to(folder).parts)
+    return not hidden and file.suffix.lower() in SUPPORTED_SUFFIXES | LIST_SUFFIXES
 
 
 def is_url(source: str) -> bool:
@@ -182,17 +187,8 @@ def load_url_bytes(url: str) -> tuple[bytes, str]:
     return Fetcher()(url)
 
 
-def load_url(url: str, fetch: Callable[[str], tuple[bytes, str]] | None = None) -> Article:
-    """Fetch a web page (or PDF) and extract the article with trafilatura, metadata included."""
-    if fetch is None:  # the strict default: public hosts only (rag.fetch)
-        from rag.fetch import Fetcher
-
-        fetch = Fetcher()
-    return page_article(url, *fetch(url))
-
-
 def page_article(url: str, body: bytes, content_type: str) -> Article:
-    """The article in a fetched web page or PDF."""
+    """The article in a fetched web page (or PDF), extracted by trafilatura with its metadata."""
     doc_id = url_doc_id(url)
     if "pdf" in content_type or body.startswith(b"%PDF"):
         return build_article(doc_id, parse_pdf(body), fallback_source=url)

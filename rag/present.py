@@ -38,17 +38,22 @@ def share_query(question: str, doc_ids: tuple[str, ...] = (), date_from: str = "
     return "?" + urlencode({k: v for k, v in params.items() if v})
 
 
+def period_said(timeframe: dict) -> str:
+    """One line on the period an answer searched: its label, or why all articles were searched."""
+    return timeframe.get("label", "") if timeframe.get("applied") else timeframe.get("note", "")
+
+
 def timeframe_html(timeframe: dict | None) -> str:
     """The period read from the question, shown above the answer as a chip (the web app's
     "✕" button under the chat removes it), or why it was dropped."""
     if not timeframe:
         return ""
     if not timeframe.get("applied"):
-        return f"<div class='chip-note'>{as_text(timeframe.get('note', ''))}</div>"
+        return f"<div class='chip-note'>{as_text(period_said(timeframe))}</div>"
     undated = timeframe.get("undated_articles") or 0
     left_out = (f"<span class='chip-note'>{undated} article{'s' if undated != 1 else ''} without a date "
                 f"{'were' if undated != 1 else 'was'} not searched</span>") if undated else ""
-    return f"<div class='chips'><span class='chip'>{as_text(timeframe.get('label', ''))}</span>{left_out}</div>"
+    return f"<div class='chips'><span class='chip'>{as_text(period_said(timeframe))}</span>{left_out}</div>"
 
 
 def answer_html(answer: Answer, turn: int, link: str = "") -> str:
@@ -86,9 +91,8 @@ def turn_markdown(answer: Answer, turn: int, article_url=None) -> str:
     """One question and its answer as Markdown, each citation a footnote: the article's title and
     date, a link (its source URL, else ``article_url(doc_id)``), and the cited passage's opening."""
     lines = [f"## {md_text(answer.question)}", ""]
-    if timeframe := answer.timeframe:
-        said = timeframe.get("label", "") if timeframe.get("applied") else timeframe.get("note", "")
-        lines += [f"*{md_text(said)}*", ""]
+    if answer.timeframe:
+        lines += [f"*{md_text(period_said(answer.timeframe))}*", ""]
     if answer.refused:
         lines.append(md_text(answer.answer))
         return "\n".join(lines) + "\n"

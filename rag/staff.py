@@ -104,7 +104,7 @@ class Staff:
 
         if feedback_id is None:
             raise LookupError("give a feedback id (Show feedback lists them)")
-        row = next((r for r in self.feedback.rows() if r["id"] == int(feedback_id)), None)
+        row = self.feedback.row(int(feedback_id))
         if row is None:
             raise LookupError(f"no feedback with id {feedback_id}")
         answer = self.components.pipeline.ask(row["question"])

@@ -50,6 +50,10 @@ class Timeframe:
     def has_period(self) -> bool:
         return bool(self.date_from or self.date_to)
 
+    def without_period(self) -> Timeframe:
+        """Only "newest first", if asked for (dates set by the reader, or nothing in the period answered)."""
+        return Timeframe(newest_first=True, label="Newest articles first") if self.newest_first else Timeframe()
+
     def to_json(self) -> dict:
         return {"date_from": self.date_from, "date_to": self.date_to, "newest_first": self.newest_first,
                 "label": self.label}
@@ -100,7 +104,7 @@ def timeframe_of(question: str) -> Timeframe:
     if match := DURING.search(question):
         if found := period(match["a"]):
             return Timeframe(found[0].isoformat(), found[1].isoformat(), newest, f"Articles from {found[2]}")
-    return Timeframe(newest_first=True, label="Newest articles first") if newest else Timeframe()
+    return Timeframe(newest_first=newest).without_period()
 
 
 def newest_first(passages: list[Passage], band: float = RELEVANT_BAND) -> list[Passage]:

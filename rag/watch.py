@@ -13,31 +13,37 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from watchfiles import Change, DefaultFilter, watch
+
+from rag.feeds import SourceLog
 from rag.index import IndexSummary, indexer_lock, open_record_manager, remove_articles, run_indexing
-from rag.load import LIST_SUFFIXES, SUPPORTED_SUFFIXES
+from rag.load import indexable_below
 from rag.redact import redact_text
 
 DEBOUNCE_MS = 1600  # watchfiles' default: changes within this window make one batch
 
 
-def indexable(_change, path: str) -> bool:
-    """Files the loader reads; hidden files (editor swap files, ``.DS_Store``) are ignored."""
-    parts = Path(path).parts
-    return not any(part.startswith(".") for part in parts[-3:]) and \
-        Path(path).suffix.lower() in SUPPORTED_SUFFIXES | LIST_SUFFIXES
+class Indexable(DefaultFilter):
+    """watchfiles' own ignores (``.git``, editor swap and backup files, …), then the loader's rule
+    for a folder's files (``rag.load.indexable_below``: supported types, nothing hidden)."""
+
+    def __init__(self, roots: list[str]) -> None:
+        super().__init__()
+        self.roots = [Path(root).resolve() for root in roots]
+
+    def __call__(self, change, path: str) -> bool:
+        file = Path(path).resolve()
+        root = next((r for r in self.roots if file.is_relative_to(r)), None)
+        return super().__call__(change, path) and root is not None and indexable_below(root, file)
 
 
 def watch_folders(components, paths: list[str], *, report: Callable[[IndexSummary], None],
                   stop: threading.Event | None = None, debounce_ms: int = DEBOUNCE_MS) -> None:
     """Index each debounced batch of changes under ``paths`` until ``stop`` is set (or Ctrl-C,
     which raises ``KeyboardInterrupt`` to the caller between batches)."""
-    from watchfiles import Change, watch
-
-    from rag.feeds import SourceLog
-
     records = open_record_manager(components.settings)
     log = SourceLog(records.engine, records.namespace)
-    for changes in watch(*paths, watch_filter=indexable, debounce=debounce_ms, stop_event=stop):
+    for changes in watch(*paths, watch_filter=Indexable(paths), debounce=debounce_ms, stop_event=stop):
         changed = sorted({p for change, p in changes if change != Change.deleted and Path(p).is_file()})
         deleted = sorted({p for change, p in changes if change == Change.deleted and not Path(p).exists()})
         summary = run_indexing(components, changed, wait=True, log_sources=False) if changed else IndexSummary()
