@@ -113,7 +113,6 @@ class Session:
     turns: int = 0  # questions asked so far: numbers the source cards (#src-turn-n) uniquely
     last_feedback_id: int | None = None
     transcript: list[str] = field(default_factory=list)  # each answered turn as Markdown, for download
-    last_question: str = ""  # what the period chip's ✕ asks again
     last_timeframe: dict | None = None  # the period the last answer searched (rag.timeframe), if any
 
     def trim(self, history: list) -> list:
@@ -219,7 +218,7 @@ class ChatService:
                     state.transcript.append(turn_markdown(answer, turn, article_url))
                     state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
                     state.history.append((question, answer.answer))
-                    state.last_question, state.last_timeframe = question, answer.timeframe
+                    state.last_timeframe = answer.timeframe
                     history = state.trim(history)
                     yield history, sources_html(state.source_turns), state, timing_note(answer)
         except Exception as exc:
@@ -366,7 +365,8 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         def ask_all_dates(history: list, state: Session, docs, start, end, request: gr.Request):
             """The chip's ✕: the last question again, without the period it named."""
-            yield from service.respond(state.last_question, history, state, docs, start, end,
+            last_question = state.history[-1][0] if state.history else ""
+            yield from service.respond(last_question, history, state, docs, start, end,
                                        base_url=base_url_of(request), infer_dates=False)
 
         chip.click(lambda: gr.Button(visible=False), None, chip, queue=False, api_visibility="private").then(
