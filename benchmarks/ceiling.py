@@ -8,9 +8,9 @@ Asks every answerable question of a set twice, on the same index and model, in t
   chosen for the prompt holds the question's ``evidence``, the sentence that does is added as one
   more passage (taken from the retrieved candidates, else found with the lexical index).
 
-The second number is what the model itself can reach on these questions: no change to retrieval
-or to sentence choice can lift *correct* above it. The gap between the two is retrieval's share of
-the misses; the gap between the second and 1.0 is the model's. Prints both, with how many prompts
+The second number is about what retrieval that never missed would bring *correct* to, with this
+model and prompt. The gap between the two is retrieval's share of the misses; the gap between the
+second and 1.0 is the model's reading (how the evidence is presented can still move it a little). Prints both, with how many prompts
 already held the evidence and how the model did on those. Unanswerable questions are skipped (there
 is no evidence to guarantee). Needs an index built with `python -m rag index` of the set's corpus.
 """
