@@ -11,7 +11,9 @@ Asks every answerable question of a set twice, on the same index and model, in t
 The second number is about what retrieval that never missed would bring *correct* to, with this
 model and prompt. The gap between the two is retrieval's share of the misses; the gap between the
 second and 1.0 is the model's reading (how the evidence is presented can still move it a little). Prints both, with how many prompts
-already held the evidence and how the model did on those. Unanswerable questions are skipped (there
+already held the evidence and how the model did on those. The same prompt can be answered a little
+differently in the two passes (the second reuses llama.cpp's cached prefill, which is not
+bit-identical), so compare the passes over a set, not question by question. Unanswerable questions are skipped (there
 is no evidence to guarantee). Needs an index built with `python -m rag index` of the set's corpus.
 """
 
@@ -29,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from rag.answer import Pipeline  # noqa: E402
 from rag.context import passage_sentences  # noqa: E402
 from rag.evaluate import evidence_rank, load_question_set, normalise, run, summarize  # noqa: E402
-from rag.progress import progress_bar  # noqa: E402
+from rag.progress import progress_over  # noqa: E402
 from rag.retrieve import to_passage  # noqa: E402
 from rag.schema import Passage  # noqa: E402
 
@@ -41,11 +43,14 @@ class EvidenceGuaranteed(Pipeline):
         super().__init__(*args, **kwargs)
         self.evidence_of = evidence  # question id -> its evidence strings
         self.held: dict[str, bool] = {}  # question id -> did the first prompt already hold the evidence?
-        self.evidence: list[str] = []
-        self.current = ""
+        self.current = ""  # the id of the question being asked
+
+    @property
+    def evidence(self) -> list[str]:
+        return self.evidence_of.get(self.current, [])
 
     def ask(self, question: str, filters=None, id: str | None = None, infer_dates: bool | None = None):
-        self.current, self.evidence = id or "", self.evidence_of.get(id or "", [])
+        self.current = id or ""
         return super().ask(question, filters, id, infer_dates)
 
     def choose_passages(self, question: str, candidates: list[Passage], parts: list[str] | None = None) -> list[Passage]:
@@ -75,11 +80,6 @@ class EvidenceGuaranteed(Pipeline):
         return None
 
 
-def counted(label: str, total: int):
-    bar = progress_bar(label, "questions")
-    return lambda items: bar(items, total)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("questions", type=Path)
@@ -93,14 +93,15 @@ def main() -> int:
     parts = Components(Settings())
     shipped = parts.pipeline
     guaranteed = EvidenceGuaranteed(shipped.settings, shipped.retriever, shipped.generator, shipped.fallback,
-                                    parts.embedding_model, evidence={str(r["id"]): r["evidence"] for r in rows})
+                                    evidence={str(r["id"]): r["evidence"] for r in rows})
+    guaranteed.sentence_vectors = shipped.sentence_vectors  # one model, one cache of sentence vectors
 
     print(f"{args.questions.name}: {len(rows)} answerable questions, {shipped.generator.name}")
     if not args.no_baseline:
-        baseline = summarize(run(shipped, rows, counted("as shipped", len(rows))))
+        baseline = summarize(run(shipped, rows, progress_over(len(rows), "as shipped", "questions")))
         print(f"  as shipped:            correct {baseline['correct']:.3f}  false refusals "
               f"{baseline['false_refusals']}  first token p50 {baseline['first_token_ms_p50'] / 1000:.1f} s")
-    results = run(guaranteed, rows, counted("evidence guaranteed", len(rows)))
+    results = run(guaranteed, rows, progress_over(len(rows), "evidence guaranteed", "questions"))
     summary = summarize(results)
     # No first-token time here: llama.cpp's prompt cache still holds most of these prompts from the
     # first pass, so it would measure the cache, not the model.

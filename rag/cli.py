@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from rag.progress import progress_bar
+from rag.progress import progress_bar, progress_over
 from rag.redact import redact_logs
 from rag.settings import Settings
 
@@ -281,7 +281,7 @@ def cmd_eval(args, settings: Settings) -> int:
         raise ValueError("give a question set: python -m rag eval FILE.jsonl (or --list, --compare A B)")
     rows = evaluate.load_question_set(args.file)
     pipeline = components(settings).pipeline
-    results = evaluate.run(pipeline, rows, progress=question_progress(len(rows)))
+    results = evaluate.run(pipeline, rows, progress=progress_over(len(rows), "questions", "questions"))
     summary = evaluate.summarize(results)
     summary["llm"] = pipeline.generator.name
     if args.judge:
@@ -303,11 +303,6 @@ def cmd_eval(args, settings: Settings) -> int:
     else:
         print(evaluate.format_report(summary, results) + saved)
     return 0
-
-
-def question_progress(total: int):
-    bar = progress_bar("questions", "questions")
-    return lambda items: bar(items, total)
 
 
 def cmd_feedback_export(args, settings: Settings) -> int:

@@ -33,8 +33,8 @@ from sqlalchemy import text
 from rag.chunk import Chunker
 from rag.embed import EmbeddingPrefetcher
 from rag.feeds import SourceLog
-from rag.redact import redact_text
 from rag.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index, sqlite_engine
+from rag.redact import redact_text
 from rag.schema import Article
 from rag.settings import Settings
 

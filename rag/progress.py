@@ -27,6 +27,12 @@ def progress_bar(label: str, unit: str) -> Progress:
     return wrap
 
 
+def progress_over(total: int, label: str, unit: str) -> Callable[[Iterable[T]], Iterable[T]]:
+    """``progress_bar`` for a caller that takes a one-argument wrapper (``rag.evaluate.run``)."""
+    bar = progress_bar(label, unit)
+    return lambda items: bar(items, total)
+
+
 def log_every(items: Iterable[T], total: int, label: str, unit: str) -> Iterator[T]:
     step = max(1, total // 10)
     for i, item in enumerate(items, 1):
