@@ -6,11 +6,13 @@ API: ``/ask`` (question → the answer JSON of ``python -m rag ask --json``) and
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import html
 import inspect
 import logging
+import os
 import re
+import shutil
 import tempfile
 import time
 import uuid
@@ -27,8 +29,8 @@ from rag.components import Components
 from rag.feedback import FeedbackStore
 from rag.followup import rewrite_question
 from rag.index import IndexBusyError, list_articles
-from rag.limits import LimitExceeded, LoginThrottle, RateLimit
-from rag.load import normalise_date, safe_doc_id
+from rag.limits import LimitExceeded, LoginThrottle, RateLimit, client_key
+from rag.load import LoadError, normalise_date, safe_doc_id
 from rag.present import answer_html, as_text, passage_card, share_query, sources_html, turn_markdown
 from rag.redact import redact_logs
 from rag.retrieve import Filters
@@ -138,6 +140,7 @@ class ChatService:
         self.feedback_limit = RateLimit(30, 600, "ratings")  # per client
         self.upload_limit = RateLimit(20, 600, "uploads")  # per client, before the admin password is known
         self.admin = Admin(components)
+        self.transcripts = Transcripts()
         # Question sets: the project's development sets (when ../shared is beside the checkout) and
         # any set staff drop into RAG_DATA_DIR/question-sets.
         self.staff = Staff(components, feedback, [Path(__file__).resolve().parent.parent / "shared" / "eval",
@@ -254,21 +257,32 @@ def base_url_of(request: gr.Request | None) -> str:
         return ""
 
 
-def write_transcript(turns: list[str], keep_s: int = 3600) -> str:
-    """The conversation as a Markdown file (Gradio serves a copy from its cache). Written to its
-    own folder under one temp folder, where files older than ``keep_s`` are deleted as it goes."""
-    root = Path(tempfile.gettempdir()) / "policy-desk-transcripts"
-    root.mkdir(exist_ok=True)
-    for old in root.glob("*/*.md"):
-        if old.stat().st_mtime < time.time() - keep_s:
-            old.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # another process may be at the same folder
-                old.parent.rmdir()
-    folder = root / uuid.uuid4().hex
-    folder.mkdir()
-    path = folder / f"conversation-{time.strftime('%Y-%m-%d-%H%M')}.md"
-    path.write_text(f"# {TITLE}: conversation\n\n" + "\n".join(turns), encoding="utf-8")
-    return str(path)
+class Transcripts:
+    """Conversations as Markdown files for the download button (Gradio serves a copy from its
+    cache). They live in a folder private to this process (``mkdtemp``: mode 0700, an unpredictable
+    name, so no other local user can plant or read anything in it), each file 0600; files older
+    than ``keep_s`` are deleted as new ones are written, and the folder when the process exits."""
+
+    def __init__(self, keep_s: int = 3600) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="policy-desk-transcripts-"))
+        self.keep_s = keep_s
+        atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
+
+    def write(self, turns: list[str]) -> str:
+        self.prune()
+        name = f"conversation-{time.strftime('%Y-%m-%d-%H%M')}-{uuid.uuid4().hex[:8]}.md"
+        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(f"# {TITLE}: conversation\n\n" + "\n".join(turns))
+        return str(self.folder / name)
+
+    def prune(self) -> None:
+        """Delete old transcripts: regular files directly in the folder only (never through a link)."""
+        cutoff = time.time() - self.keep_s
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    Path(entry.path).unlink(missing_ok=True)
 
 
 def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
@@ -346,7 +360,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                 if timeframe.get("applied") else gr.Button(visible=False)
             if not state.transcript:
                 return gr.DownloadButton(value=None, interactive=False), chip_update
-            return gr.DownloadButton(value=write_transcript(state.transcript), interactive=True), chip_update
+            return gr.DownloadButton(value=service.transcripts.write(state.transcript), interactive=True), chip_update
 
         def take_question(message: str):
             # The box is emptied the moment a question is sent, not after its answer has streamed:
@@ -457,8 +471,8 @@ def build_app(service: ChatService) -> gr.Blocks:
 
 
 def client_of(request: gr.Request | None) -> str:
-    """The address limits are counted against (rag.limits)."""
-    return request.client.host if request is not None and request.client else "unknown"
+    """What limits are counted against (rag.limits.client_key of the address rag.webguard found)."""
+    return client_key(request.client.host) if request is not None and request.client else "unknown"
 
 
 def password_guarded(action, throttle: LoginThrottle, role: str, errors: tuple[type[Exception], ...]):
@@ -592,7 +606,8 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
             to_remove = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Articles to remove",
                                     elem_id="admin-remove-choice")
             remove = gr.Button("Remove", variant="stop", elem_id="admin-remove")
-        result = gr.Markdown(elem_id="admin-result")
+        # Plain text: results quote remote text (HTTP reason phrases, feed links, file names).
+        result = gr.Textbox(label="Result", interactive=False, lines=2, max_lines=20, elem_id="admin-result")
         gr.Markdown("#### Sources, feeds and watched folders (`rag index … --watch`), last checked first")
         sources = gr.Dataframe(headers=source_columns, interactive=False, elem_id="admin-sources", wrap=True)
 
@@ -630,6 +645,14 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
         remove.click(guarded(do_remove), [password, to_remove], [result, *listed], api_name="admin_remove")
 
 
+def is_doc_id(value: str) -> bool:
+    """Could ``value`` be an article's id (``rag.load.safe_doc_id`` leaves it as it is)?"""
+    try:
+        return value == safe_doc_id(value)
+    except LoadError:  # nothing left of it ("-", "..")
+        return False
+
+
 def timing_note(answer: Answer) -> str:
     t = answer.timings
     return (f"<small>{answer.llm} · sources in {t.get('retrieve_ms', 0) / 1000:.2f} s · "
@@ -656,7 +679,7 @@ def build_server(service: ChatService, demo: gr.Blocks):
     def article(doc_id: str) -> PlainTextResponse:
         """One indexed article's text, for a source card's "Read the whole article" (plain text)."""
         try:
-            text = article_text(service.components.store(), doc_id)[1] if doc_id == safe_doc_id(doc_id) else ""
+            text = article_text(service.components.store(), doc_id)[1] if is_doc_id(doc_id) else ""
         except StoreError as exc:
             log.error("the index failed: %s", exc)
             raise HTTPException(503, exc.reader_message) from None
@@ -669,8 +692,11 @@ def build_server(service: ChatService, demo: gr.Blocks):
         server, demo, path="/", server_name=settings.host, server_port=settings.port, show_error=False,
         footer_links=["api"], run_history=False,  # the browser keeps no copy of passwords or conversations
         max_file_size=f"{settings.max_upload_mb}mb", theme=gr.themes.Soft(), css=CSS, head=HEAD)
+    from gradio.utils import get_upload_folder
+
     return RequestGuard(server, uploads_enabled=service.admin.enabled, upload_limit=service.upload_limit,
-                        max_body_bytes=MAX_BODY_BYTES, max_upload_bytes=10 * settings.max_upload_mb * 1024 * 1024)
+                        max_body_bytes=MAX_BODY_BYTES, max_upload_bytes=10 * settings.max_upload_mb * 1024 * 1024,
+                        served_files=Path(get_upload_folder()), trusted_proxies=settings.trusted_proxies)
 
 
 def main() -> None:
@@ -687,8 +713,10 @@ def main() -> None:
     demo = build_app(service)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=64)
     log.info("serving on http://%s:%d", settings.host, settings.port)
+    # proxy_headers=False: uvicorn would otherwise believe any loopback peer's X-Forwarded-For;
+    # rag.webguard reads it only from the proxies RAG_TRUSTED_PROXIES names, and validates it.
     uvicorn.run(build_server(service, demo), host=settings.host, port=settings.port, log_level="warning",
-                timeout_graceful_shutdown=5)  # open event streams must not hold a stop
+                proxy_headers=False, timeout_graceful_shutdown=5)  # open event streams must not hold a stop
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ class Admin:
                 raise AdminError(f"{name}: larger than {self.settings.max_upload_mb} MB")
             target = self.uploads / f"{safe_doc_id(Path(name).stem)}{suffix}"
             self.uploads.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)  # a link planted under that name is replaced, never written through
             shutil.copyfile(source, target)
             accepted.append(str(target))
         return accepted

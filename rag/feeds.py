@@ -1,5 +1,7 @@
-"""Feeds and the sources operators keep indexing: which RSS/Atom entries were indexed, and when
-each source was last checked (the Admin tab lists them).
+"""Feeds and the sources operators keep indexing: which RSS/Atom entries were indexed, which file
+each article was read from (so a watched folder's deleted file takes its articles with it, even
+when the article names a URL as its source), and when each source was last checked (the Admin
+tab lists them).
 
 A feed is fetched like any URL (``rag.fetch``: public hosts, bounded size and time) and parsed by
 feedparser from those bytes — feedparser never fetches anything itself. Each entry's link is then
@@ -65,6 +67,8 @@ class SourceLog:
                             "entry_key TEXT, updated TEXT, doc_id TEXT, PRIMARY KEY (namespace, feed, entry_key))"))
             db.execute(text("CREATE TABLE IF NOT EXISTS checked_sources (namespace VARCHAR(255), source TEXT, "
                             "kind TEXT, checked_at TEXT, result TEXT, PRIMARY KEY (namespace, source))"))
+            db.execute(text("CREATE TABLE IF NOT EXISTS article_files (namespace VARCHAR(255), path TEXT, "
+                            "doc_id TEXT, PRIMARY KEY (namespace, path))"))
 
     def indexed_unchanged(self, entry: FeedEntry) -> str | None:
         """The doc id an entry was indexed as, if it was and its stamp is the same; else None."""
@@ -82,6 +86,28 @@ class SourceLog:
                            params)
                 db.execute(text("INSERT INTO feed_entries VALUES (:ns, :feed, :key, :updated, :doc_id)"),
                            {**params, "updated": entry.updated, "doc_id": entry.doc_id})
+
+    def remember_files(self, files: dict[str, str]) -> None:
+        """``{file path: doc id}`` of articles just indexed from files (``rag.load.file_path``)."""
+        with self.engine.begin() as db:
+            for path, doc_id in files.items():
+                db.execute(text("DELETE FROM article_files WHERE namespace = :ns AND path = :path"),
+                           {"ns": self.namespace, "path": path})
+                db.execute(text("INSERT INTO article_files VALUES (:ns, :path, :doc_id)"),
+                           {"ns": self.namespace, "path": path, "doc_id": doc_id})
+
+    def forget_files(self, paths: list[str]) -> list[str]:
+        """Forget ``paths``; returns the doc ids that were read from them."""
+        doc_ids = []
+        with self.engine.begin() as db:
+            for path in paths:
+                params = {"ns": self.namespace, "path": path}
+                row = db.execute(text("SELECT doc_id FROM article_files WHERE namespace = :ns AND path = :path"),
+                                 params).fetchone()
+                if row is not None:
+                    doc_ids.append(row[0])
+                    db.execute(text("DELETE FROM article_files WHERE namespace = :ns AND path = :path"), params)
+        return doc_ids
 
     def checked(self, source: str, kind: str, result: str) -> None:
         """Note that ``source`` (a file, folder, URL, feed or watched folder) was just indexed."""

@@ -75,8 +75,10 @@ class Fetcher:
         return cls(allow_hosts=hosts, timeout_s=settings.fetch_timeout_s,
                    max_bytes=settings.fetch_max_mb * 1024 * 1024)
 
-    def __call__(self, url: str) -> tuple[bytes, str]:
-        deadline = time.monotonic() + self.timeout_s
+    def __call__(self, url: str, deadline: float | None = None) -> tuple[bytes, str]:
+        """``deadline`` (``time.monotonic()`` seconds): a source's own, earlier end (a feed's pages
+        share one); the fetch never runs past it nor past its own ``timeout_s``."""
+        deadline = min(time.monotonic() + self.timeout_s, deadline or float("inf"))
         for _ in range(self.max_redirects + 1):
             try:
                 target = httpx.URL(url)

@@ -81,16 +81,17 @@ class IndexSummary:
 
 def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild: bool = False, wait: bool = False,
                  progress=None, load_progress=None, report: Callable[[str], None] = lambda message: None,
-                 embeddings: Embeddings | None = None, log_sources: bool = True) -> IndexSummary:
+                 embeddings: Embeddings | None = None, log_sources: bool = True,
+                 within: list[Path] | None = None) -> IndexSummary:
     """What `python -m rag index` and the admin tab both do: lock, load, index, report.
 
     ``components`` is a ``rag.components.Components``; ``embeddings`` replaces its embedding model
     for computing vectors (the CLI passes an ``EmbeddingProcess``). With ``prune``, articles missing from
     ``sources`` are removed — unless some source failed to load, since a page that is down
-    must not count as deleted.
+    must not count as deleted. ``within``: folders every file must lie inside (the watcher's).
     """
     from rag.fetch import Fetcher
-    from rag.load import load_sources
+    from rag.load import FeedLimits, load_sources
 
     settings = components.settings
     with indexer_lock(settings, wait=wait):
@@ -106,7 +107,8 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
         # A feed entry is skipped unfetched if it is unchanged and its article is still indexed.
         loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress,
                               skip_entry=lambda entry, doc_id: log.indexed_unchanged(entry) == doc_id
-                              and bool(record_manager.list_keys(group_ids=[doc_id], limit=1)))
+                              and bool(record_manager.list_keys(group_ids=[doc_id], limit=1)), within=within,
+                              feed_limits=FeedLimits(settings.feed_timeout_s, settings.feed_max_pages))
         for source, reason in loaded.failures:
             report(f"skipped {source}: {reason}")
         if prune and loaded.failures:
@@ -123,6 +125,7 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
                     "again: what was indexed before is intact, and the run resumes where it stopped") from exc
             raise
         log.remember(loaded.feed_entries)  # only now: a failed write is retried next time
+        log.remember_files({a.path: a.doc_id for a in loaded.articles if a.path})
         summary.failed = loaded.failures
         summary.seconds = time.perf_counter() - started
         for source in sources if log_sources else ():  # the Admin tab's list of sources

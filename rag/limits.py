@@ -1,11 +1,13 @@
 """Per-client limits for the web app: backoff after wrong passwords, rate limits on writes.
 
-Clients are identified by address (``gr.Request.client.host``; behind a reverse proxy, by what the
-proxy forwards). State is per process and bounded: the oldest clients are forgotten first.
+Clients are identified by ``client_key`` of their address: the connecting address, or behind a
+proxy the operator trusts (``RAG_TRUSTED_PROXIES``) the address it forwards (``rag.webguard``).
+State is per process and bounded: the oldest clients are forgotten first.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -15,6 +17,20 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 MAX_CLIENTS = 10_000
+
+
+def client_key(address: str) -> str:
+    """What limits count against: an IPv4 address as is, an IPv6 client by its /64 (one subscriber
+    is usually handed a whole /64, so counting single addresses would give it 2^64 identities)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"  # never an invented name: everything unparseable shares one identity
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class LimitExceeded(Exception):

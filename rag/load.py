@@ -15,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
 import re
+import stat
+import time
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -41,16 +44,18 @@ class LoadResult:
     feeds: list[str] = field(default_factory=list)  # the URL sources that turned out to be feeds
 
 
-def iter_files(paths: list[Path]) -> list[Path]:
-    """Expand folders (recursively, skipping hidden entries) into supported files, in stable order."""
-    files: list[Path] = []
+def iter_files(paths: list[Path]) -> list[tuple[Path, Path | None]]:
+    """Expand folders (recursively, skipping hidden entries) into ``(file, root)`` pairs of supported
+    files, in stable order. ``root`` is the folder the file was found in: it must not leave it
+    (``read_contained``); a file named directly has no root (the operator chose it, link or not)."""
+    files: list[tuple[Path, Path | None]] = []
     for path in paths:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and indexable_below(path, child):
-                    files.append(child)
+                if indexable_below(path, child) and child.is_file():
+                    files.append((child, path))
         else:
-            files.append(path)
+            files.append((path, None))
     return files
 
 
@@ -60,16 +65,63 @@ def indexable_below(folder: Path, file: Path) -> bool:
     return not hidden and file.suffix.lower() in SUPPORTED_SUFFIXES | LIST_SUFFIXES
 
 
+def read_contained(path: Path, root: Path | None, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of ``path``, read once, after checking that the file actually opened lies inside
+    ``root`` (``None``: anywhere). A symbolic link in an indexed folder that leads out of it (to a
+    ``.env``, ``/etc/passwd``) is refused; the check is made on the opened file itself, so swapping
+    a link in between a check and the read cannot slip another file through."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang the indexer
+    except OSError as exc:
+        raise LoadError(f"cannot read: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as file:
+        opened = _opened_path(fd, path)
+        if root is not None and not opened.is_relative_to(root.resolve()):
+            raise LoadError("a link leading out of the indexed folder; not read")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LoadError("not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise LoadError(f"file too large (over {limit // 1_000_000} MB)")
+    return data
+
+
+def _opened_path(fd: int, path: Path) -> Path:
+    """Where the open file ``fd`` really is (Linux: /proc/self/fd; elsewhere: ``path`` resolved)."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return path.resolve()
+
+
+def file_path(path: Path) -> str:
+    """How an article remembers the file it came from: absolute, folders resolved, the file's own name
+    kept (a link is known by its name) — the watcher finds a deleted file's articles by it."""
+    return str(Path(path).absolute().parent.resolve() / Path(path).name)
+
+
 def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def load_sources(sources: list[str], fetch: Callable[[str], tuple[bytes, str]] | None = None,
+@dataclass(frozen=True)
+class FeedLimits:
+    """What one feed may cost per indexing run: one deadline for the feed and all its pages, and a
+    cap on the pages fetched (the rest — new or updated entries — are fetched on the next run)."""
+
+    seconds: float = 300.0
+    pages: int = 50
+
+
+def load_sources(sources: list[str], fetch: Callable[..., tuple[bytes, str]] | None = None,
                  progress: Callable[[list, int], Iterable] | None = None,
-                 skip_entry: Callable[[object, str], bool] | None = None) -> LoadResult:
+                 skip_entry: Callable[[object, str], bool] | None = None,
+                 within: list[Path] | None = None, feed_limits: FeedLimits = FeedLimits()) -> LoadResult:
     """Load files, folders, http(s) URLs (web pages, PDFs, RSS/Atom feeds), ``.urls`` lists of
     URLs and ``.jsonl`` records. ``skip_entry(entry, doc_id)``: whether a feed entry is indexed
-    and unchanged, so its page need not be fetched (``rag.feeds.SourceLog``).
+    and unchanged, so its page need not be fetched (``rag.feeds.SourceLog``). Files found in a
+    folder must lie inside it; with ``within`` (the watcher's folders), files named directly must
+    lie inside one of those folders too.
 
     Every source that fails is reported with its reason in ``failures``; the rest still load.
     """
@@ -84,34 +136,50 @@ def load_sources(sources: list[str], fetch: Callable[[str], tuple[bytes, str]] |
         seen[article.doc_id] = origin
         result.articles.append(article)
 
-    work: list[str | Path] = []  # URLs and files, expanded first so progress can count them
+    work: list[str | tuple[Path, Path | None]] = []  # URLs and files, expanded first so progress can count them
     for source in sources:
         if is_url(source):
             work.append(source)
         elif not Path(source).exists():
             result.failures.append((source, "no such file or folder"))
         else:
-            work.extend(iter_files([Path(source)]))
+            for file, root in iter_files([Path(source)]):
+                if root is None and within is not None:  # a watched folder's file: it must stay inside
+                    root = next((f for f in within if Path(file_path(file)).is_relative_to(Path(f).resolve())), None)
+                    if root is None:
+                        result.failures.append((str(file), "outside the watched folders; not read"))
+                        continue
+                work.append((file, root))
     for item in progress(work, len(work)) if progress else work:
         if isinstance(item, str):
-            _collect(result, item, lambda u=item: _load_web(u, fetch, result, add, skip_entry))
-        elif item.suffix.lower() == ".jsonl":
-            _collect(result, str(item), lambda f=item: [add(a, f"{f}:{n}") for n, a in load_jsonl(f, result)])
-        elif item.suffix.lower() == ".urls":
-            for url in read_url_list(item):
-                _collect(result, url, lambda u=url: _load_web(u, fetch, result, add, skip_entry))
+            _collect(result, item, lambda u=item: _load_web(u, fetch, result, add, skip_entry, feed_limits))
+            continue
+        file, root = item
+        if file.suffix.lower() == ".jsonl":
+            _collect(result, str(file), lambda f=file, r=root: [add(a, f"{f}:{n}") for n, a in load_jsonl(f, result, r)])
+        elif file.suffix.lower() == ".urls":
+            try:
+                urls = read_url_list(file, root)
+            except LoadError as exc:
+                result.failures.append((str(file), str(exc)))
+                continue
+            for url in urls:
+                _collect(result, url, lambda u=url: _load_web(u, fetch, result, add, skip_entry, feed_limits))
         else:
-            _collect(result, str(item), lambda f=item: add(load_file(f), str(f)))
+            _collect(result, str(file), lambda f=file, r=root: add(load_file(f, r), str(f)))
     return result
 
 
-def _load_web(url: str, fetch: Callable[[str], tuple[bytes, str]], result: LoadResult,
-              add: Callable[[Article, str], None], skip_entry: Callable[[object, str], bool] | None) -> None:
+def _load_web(url: str, fetch: Callable[..., tuple[bytes, str]], result: LoadResult,
+              add: Callable[[Article, str], None], skip_entry: Callable[[object, str], bool] | None,
+              limits: FeedLimits) -> None:
     """A web page or PDF becomes one article; a feed, one per entry (each entry's page fetched
-    through the same ``fetch``, so every hop is checked as for a pasted URL)."""
+    through the same ``fetch``, so every hop is checked as for a pasted URL), all of it within
+    the feed's ``limits``."""
     from rag.feeds import is_feed, read_feed
 
-    body, content_type = fetch(url)
+    deadline = time.monotonic() + limits.seconds
+    body, content_type = fetch(url, deadline=deadline)
     if not is_feed(body, content_type):
         add(page_article(url, body, content_type), url)
         return
@@ -120,14 +188,23 @@ def _load_web(url: str, fetch: Callable[[str], tuple[bytes, str]], result: LoadR
     except ValueError as exc:
         raise LoadError(str(exc)) from exc
     result.feeds.append(url)
+    to_fetch = []
     for entry in entries:
         doc_id = url_doc_id(entry.link)
         if skip_entry is not None and skip_entry(entry, doc_id):
             result.kept.append(doc_id)
-            continue
+        else:
+            to_fetch.append((entry, doc_id))
+    for done, (entry, doc_id) in enumerate(to_fetch):
+        if done == limits.pages or time.monotonic() >= deadline:
+            why = (f"at most {limits.pages} pages per run" if done == limits.pages
+                   else f"the feed's {limits.seconds:g} s were used up")
+            # A failure, so --prune leaves the feed's articles alone; not remembered, so fetched next run.
+            result.failures.append((url, f"{len(to_fetch) - done} entries left for the next run ({why})"))
+            return
 
         def load_entry(entry=entry, doc_id=doc_id) -> None:
-            add(page_article(entry.link, *fetch(entry.link)), entry.link)
+            add(page_article(entry.link, *fetch(entry.link, deadline=deadline)), entry.link)
             result.feed_entries.append(replace(entry, doc_id=doc_id))
 
         _collect(result, entry.link, load_entry)
@@ -147,11 +224,11 @@ def load_paths(paths: list[Path]) -> LoadResult:
 
 # --- records and web pages -------------------------------------------------------------------
 
-def load_jsonl(path: Path, result: LoadResult) -> list[tuple[int, Article]]:
+def load_jsonl(path: Path, result: LoadResult, root: Path | None = None) -> list[tuple[int, Article]]:
     """``{id, title, text, date, url}`` per line; a bad line is reported, the others load."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = read_contained(path, root).decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
         raise LoadError(f"cannot read JSONL: {exc}") from exc
     articles = []
     for number, line in enumerate(lines, 1):
@@ -174,17 +251,17 @@ def load_jsonl(path: Path, result: LoadResult) -> list[tuple[int, Article]]:
     return articles
 
 
-def read_url_list(path: Path) -> list[str]:
+def read_url_list(path: Path, root: Path | None = None) -> list[str]:
     """One URL per line; blank lines and ``#`` comments ignored."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = read_contained(path, root).decode("utf-8", errors="replace").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
-def load_url_bytes(url: str) -> tuple[bytes, str]:
+def load_url_bytes(url: str, deadline: float | None = None) -> tuple[bytes, str]:
     """The strict default fetch: public hosts only (``rag.fetch``)."""
     from rag.fetch import Fetcher
 
-    return Fetcher()(url)
+    return Fetcher()(url, deadline=deadline)
 
 
 def page_article(url: str, body: bytes, content_type: str) -> Article:
@@ -235,8 +312,9 @@ def safe_doc_id(value: str) -> str:
     return cleaned[:200]
 
 
-def load_file(path: Path) -> Article:
-    """Read one file into a cleaned ``Article``; raises ``LoadError`` with the reason."""
+def load_file(path: Path, root: Path | None = None) -> Article:
+    """Read one file into a cleaned ``Article``; raises ``LoadError`` with the reason. ``root``: the
+    folder it was found in, which the file (after links) must not leave."""
     if not path.exists():
         raise LoadError("no such file")
     if not path.is_file():
@@ -244,12 +322,7 @@ def load_file(path: Path) -> Article:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(f"unsupported file type {suffix or '(none)'}; use one of {', '.join(sorted(SUPPORTED_SUFFIXES))}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LoadError(f"cannot read: {exc.strerror or exc}") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise LoadError(f"file too large ({len(data) // 1_000_000} MB > {MAX_FILE_BYTES // 1_000_000} MB)")
+    data = read_contained(path, root)
     if not data.strip():
         raise LoadError("empty file")
     if suffix == ".pdf":
@@ -257,7 +330,7 @@ def load_file(path: Path) -> Article:
     else:
         text = decode_text(data)
         parsed = parse_html(text) if suffix in {".html", ".htm"} else parse_markup(text, markdown=suffix != ".txt")
-    return build_article(path.stem, parsed, fallback_source=str(path.resolve()))
+    return replace(build_article(path.stem, parsed, fallback_source=str(path.resolve())), path=file_path(path))
 
 
 def article_from_text(doc_id: str, text: str, *, title: str = "", date: str = "", author: str = "",

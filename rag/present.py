@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from rag.chunk import readable_date
 from rag.schema import Answer, Passage
@@ -87,6 +87,13 @@ def md_text(text: str) -> str:
     return _MD_ACTIVE.sub(lambda m: "\\" + m.group(0), " ".join(text.split()))
 
 
+def autolink_target(url: str) -> str:
+    """An (untrusted) URL made safe inside a Markdown autolink ``<…>``: every character that could
+    end it or mean something to a renderer (``<``, ``>``, spaces, quotes, backslashes, backticks,
+    controls, anything non-ASCII) percent-encoded; the URL's own structure and escapes kept."""
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~")
+
+
 def turn_markdown(answer: Answer, turn: int, article_url=None) -> str:
     """One question and its answer as Markdown, each citation a footnote: the article's title and
     date, a link (its source URL, else ``article_url(doc_id)``), and the cited passage's opening."""
@@ -106,7 +113,7 @@ def turn_markdown(answer: Answer, turn: int, article_url=None) -> str:
         words = citation.text.split()
         excerpt = " ".join(words[:40]) + (" …" if len(words) > 40 else "")
         title = f"*{md_text(citation.title)}*" + (f" ({date})" if date else "")
-        link = f" <{url.replace('>', '%3E').replace(' ', '%20')}>" if url else ""
+        link = f" <{autolink_target(url)}>" if url else ""
         lines.append(f"[^{turn}-{citation.n}]: {title}{link}: “{md_text(excerpt)}”")
     return "\n".join(lines) + "\n"
 

@@ -62,13 +62,21 @@ def make_prompt(style: str) -> ChatPromptTemplate:
 # folded) and the chat template's control tokens ("<|im_end|>", "<|endoftext|>"), which
 # llama.cpp would otherwise read as real turn boundaries.
 _FENCE = re.compile(r"<\s*/?\s*(passages|conversation)", re.IGNORECASE)
+# Characters that show as nothing (zero-width spaces and joiners, soft hyphens, bidi marks, word
+# joiners, variation selectors, the BOM, Hangul fillers): "</\u200bpassages>" reads as a fence to a
+# model, so they go before the fence check. Unicode's "format" class (Cf) plus the invisible letters.
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f"
+                        "\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\ufff9-\ufffb\U000110bd\U000110cd"
+                        "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a]")
 _LOOK_ALIKES = re.compile("[\uff01-\uff5e\ufe50-\ufe6b]")  # full-width and small forms of ASCII
 _CONTROL_TOKEN = re.compile(r"<\|[^<>|]{0,64}\|>|<\|/?(im_start|im_end|endoftext)", re.IGNORECASE)
 
 
 def neutralise(text: str) -> str:
-    """Untrusted text made safe to place in a prompt: full-width look-alikes of ASCII folded,
-    control tokens removed, fence tags defused. Everything that enters a prompt goes through it."""
+    """Untrusted text made safe to place in a prompt: invisible characters dropped, full-width
+    look-alikes of ASCII folded, control tokens removed, fence tags defused. Everything that enters a prompt goes through it."""
+    text = _INVISIBLE.sub("", text)
     text = _LOOK_ALIKES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
     text = _CONTROL_TOKEN.sub(" ", text)
     return _FENCE.sub(lambda m: "[" + m.group(1), text)

@@ -13,12 +13,15 @@ import re
 
 from pydantic import SecretStr
 
-# scheme://userinfo@ — the userinfo may hold anything but "/", "@" and whitespace.
-URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]{0,20}://)[^/@\s]{1,512}@")
+# scheme://userinfo@host — everything up to the *last* "@" of the authority (which ends at the
+# first "/", "?", "#" or whitespace) is userinfo, as URL parsers (httpx, urllib) read it: a
+# password may itself hold "@" ("p@ssw0rd"), and a token (a JWT) may be any length. Linear: the
+# class excludes "/", so a scan never runs past the next "scheme://".
+URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]{0,20}://)[^/?#\s]*@")
 
 
 def redact_text(text: str) -> str:
-    """``https://svc:PASSWORD@host/v1`` → ``https://***@host/v1``, wherever it occurs in ``text``."""
+    """``https://svc:P@SSWORD@host/v1`` → ``https://***@host/v1``, wherever it occurs in ``text``."""
     return URL_CREDENTIALS.sub(r"\1***@", text)
 
 

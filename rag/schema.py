@@ -38,6 +38,7 @@ class Article:
     source: str = ""
     # (start, end, heading) for each section heading in ``text``, in order.
     headings: list[tuple[int, int, str]] = field(default_factory=list)
+    path: str = ""  # the file it was read from (rag.load.file_path), "" for pages and records
 
 
 @dataclass

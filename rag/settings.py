@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         "internal (loopback, private, link-local); every other host must resolve to public addresses only.")
     fetch_timeout_s: float = Field(30.0, description="Total time one fetch may take, redirects and body included.")
     fetch_max_mb: int = Field(20, description="Largest page or PDF a fetch accepts.")
+    feed_timeout_s: float = Field(300.0, description="Total time one feed may take per indexing run, its entries' "
+                                  "pages included (the rest are fetched on the next run).")
+    feed_max_pages: int = Field(50, description="Entry pages fetched from one feed per indexing run (the rest on "
+                                "the next run).")
 
     # --- web ----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -104,6 +108,9 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(None, description="Enables the Admin tab (and its API) when set.")
     max_upload_mb: int = Field(20, description="Largest file the Admin tab accepts.")
     staff_password: SecretStr | None = Field(None, description="Enables the Evaluate tab (and its API) when set.")
+    trusted_proxies: str = Field(
+        "", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the "
+        "client (per-client limits count against it); unset: the connecting address counts, the header is ignored.")
 
     @field_validator("admin_password", "staff_password")
     @classmethod

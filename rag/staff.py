@@ -36,26 +36,32 @@ class Staff:
         check_password(self.settings.staff_password, password, "staff", StaffError, WrongStaffPassword)
 
     def question_sets(self) -> list[str]:
-        found = []
+        """The sets staff may run, by name ("folder/file.jsonl"): the page and its public config
+        show these names, never a server path."""
+        return list(self._question_set_paths())
+
+    def _question_set_paths(self) -> dict[str, Path]:
+        found = {}
         for folder in self.question_set_dirs:
             if folder.is_dir():
-                found.extend(str(p) for p in sorted(folder.glob("*.jsonl")))
+                found.update({f"{folder.name}/{p.name}": p for p in sorted(folder.glob("*.jsonl"))})
         return found
 
     def run(self, password: str, question_set: str, overrides: dict, progress=None) -> tuple[int, str]:
-        """Run a question set with settings overrides; returns (run id, HTML report)."""
+        """Run a named question set with settings overrides; returns (run id, HTML report)."""
         self.check(password)
-        if question_set not in self.question_sets():
+        path = self._question_set_paths().get(question_set)
+        if path is None:
             raise StaffError("choose one of the listed question sets")
         from rag.components import Components
 
         settings = self.settings.model_copy(update={k: v for k, v in overrides.items() if v not in (None, "")})
         parts = Components(settings, embedding_model=self.components.embedding_model, live=self.components.live_store())
-        rows = evaluate.load_question_set(Path(question_set))
+        rows = evaluate.load_question_set(path)
         results = evaluate.run(parts.pipeline, rows, progress)
         summary = evaluate.summarize(results)
         summary["llm"] = parts.pipeline.generator.name
-        run_id = self.runs.save(question_set, settings.public(), summary, results)
+        run_id = self.runs.save(str(path), settings.public(), summary, results)
         return run_id, self.report(password, run_id)
 
     def report(self, password: str, run_id: int) -> str:

@@ -90,20 +90,17 @@ def timeframe_of(question: str) -> Timeframe:
         if first and last and first[0] <= last[1]:
             return Timeframe(first[0].isoformat(), last[1].isoformat(), newest,
                              f"Articles from {first[2]} to {last[2]}")
-    if match := SINCE.search(question):
-        if found := period(match["a"]):
-            start = found[1] + timedelta(days=1) if match["word"].lower() == "after" else found[0]
-            word = "after" if match["word"].lower() == "after" else "since"
-            return Timeframe(start.isoformat(), "", newest, f"Articles {word} {found[2]}")
-    if match := BEFORE.search(question):
-        if found := period(match["a"]):
-            word = match["word"].lower()
-            end = found[0] - timedelta(days=1) if word in ("before", "prior to") else found[1]
-            return Timeframe("", end.isoformat(), newest,
-                             f"Articles {'before' if word in ('before', 'prior to') else 'up to'} {found[2]}")
-    if match := DURING.search(question):
-        if found := period(match["a"]):
-            return Timeframe(found[0].isoformat(), found[1].isoformat(), newest, f"Articles from {found[2]}")
+    if (match := SINCE.search(question)) and (found := period(match["a"])):
+        start = found[1] + timedelta(days=1) if match["word"].lower() == "after" else found[0]
+        word = "after" if match["word"].lower() == "after" else "since"
+        return Timeframe(start.isoformat(), "", newest, f"Articles {word} {found[2]}")
+    if (match := BEFORE.search(question)) and (found := period(match["a"])):
+        word = match["word"].lower()
+        end = found[0] - timedelta(days=1) if word in ("before", "prior to") else found[1]
+        return Timeframe("", end.isoformat(), newest,
+                         f"Articles {'before' if word in ('before', 'prior to') else 'up to'} {found[2]}")
+    if (match := DURING.search(question)) and (found := period(match["a"])):
+        return Timeframe(found[0].isoformat(), found[1].isoformat(), newest, f"Articles from {found[2]}")
     return Timeframe(newest_first=newest).without_period()
 
 

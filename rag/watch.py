@@ -17,7 +17,7 @@ from watchfiles import Change, DefaultFilter, watch
 
 from rag.feeds import SourceLog
 from rag.index import IndexSummary, indexer_lock, open_record_manager, remove_articles, run_indexing
-from rag.load import indexable_below
+from rag.load import file_path, indexable_below
 from rag.redact import redact_text
 
 DEBOUNCE_MS = 1600  # watchfiles' default: changes within this window make one batch
@@ -46,7 +46,10 @@ def watch_folders(components, paths: list[str], *, report: Callable[[IndexSummar
     for changes in watch(*paths, watch_filter=Indexable(paths), debounce=debounce_ms, stop_event=stop):
         changed = sorted({p for change, p in changes if change != Change.deleted and Path(p).is_file()})
         deleted = sorted({p for change, p in changes if change == Change.deleted and not Path(p).exists()})
-        summary = run_indexing(components, changed, wait=True, log_sources=False) if changed else IndexSummary()
+        # The files are read only if they (after links) lie inside a watched folder: the filter
+        # above saw them before the read, and a link can be swapped in between.
+        summary = run_indexing(components, changed, wait=True, log_sources=False,
+                               within=[Path(p) for p in paths]) if changed else IndexSummary()
         if deleted:
             summary.removed += remove_deleted_files(components, deleted)
         for path in paths:
@@ -55,12 +58,15 @@ def watch_folders(components, paths: list[str], *, report: Callable[[IndexSummar
 
 
 def remove_deleted_files(components, files: list[str]) -> list[str]:
-    """Remove the articles indexed from ``files`` (matched by their recorded source path)."""
+    """Remove the articles indexed from ``files``: found by the file each was read from
+    (``SourceLog``), or — for articles indexed before that was kept — by a source that is the path."""
     sources = [str(Path(f).resolve()) for f in files]
     with indexer_lock(components.settings, wait=True):
+        records = open_record_manager(components.settings)
+        from_files = SourceLog(records.engine, records.namespace).forget_files([file_path(Path(f)) for f in files])
         store = components.store()
         found = store.get(where={"source": {"$in": sources}}, include=["metadatas"])
-        doc_ids = sorted({meta["doc_id"] for meta in found["metadatas"]})
+        doc_ids = sorted({meta["doc_id"] for meta in found["metadatas"]} | set(from_files))
         if doc_ids:
-            remove_articles(doc_ids, store=store, record_manager=open_record_manager(components.settings))
+            remove_articles(doc_ids, store=store, record_manager=records)
     return doc_ids

@@ -138,3 +138,55 @@ def test_a_url_list_may_name_feeds(news_site, tmp_path):
     assert sorted(a.title for a in loaded.articles) == ["Bridge Tolls Frozen", "Night Ferry Returns"]
     assert [source for source, reason in loaded.failures if "duplicate" in reason] == [f"{base}/news/ferry.html"], \
         "the page also listed on its own is loaded once"
+
+
+def test_a_feed_has_one_deadline_for_all_its_pages_and_a_cap_on_pages_per_run():
+    """200 slow entries must not hold the index lock for 200 × the fetch timeout: the feed and all
+    its pages share one deadline, and at most so many pages are fetched per run (the rest next run)."""
+    import time
+
+    from rag.fetch import Fetcher
+    from rag.load import FeedLimits, load_sources
+
+    served: list[str] = []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            served.append(self.path)
+            base = f"http://localhost:{self.server.server_port}"
+            if self.path == "/feed.xml":
+                entries = "".join(f"<entry><id>urn:{n}</id><link href=\"{base}/p/{n}.html\"/>"
+                                  f"<updated>2025-03-01T00:00:00Z</updated></entry>" for n in range(200))
+                body = f"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'>{entries}</feed>".encode()
+                kind = "application/atom+xml"
+            else:
+                time.sleep(0.7)  # every page answers slowly, well within the per-fetch timeout
+                n = self.path.split("/")[-1].split(".")[0]
+                body, kind = ARTICLE.format(title=f"Notice {n}", date="2025-03-01",
+                                            body=f"Harbour notice number {n} was posted today.").encode(), "text/html"
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    feed = f"http://localhost:{server.server_port}/feed.xml"
+    fetch = Fetcher(allow_hosts=("localhost",), timeout_s=30)
+    try:
+        started = time.monotonic()
+        by_time = load_sources([feed], fetch=fetch, feed_limits=FeedLimits(seconds=3, pages=50))
+        took = time.monotonic() - started
+        assert took < 5, f"one feed took {took:.1f} s"
+        assert 2 <= len(by_time.articles) <= 5 and by_time.failures[-1][0] == feed
+        assert "left for the next run" in by_time.failures[-1][1] and "3 s" in by_time.failures[-1][1]
+
+        served.clear()
+        by_count = load_sources([feed], fetch=fetch, feed_limits=FeedLimits(seconds=300, pages=3))
+        assert len(by_count.articles) == 3 and len(served) == 4  # the feed and three pages
+        assert by_count.failures == [(feed, "197 entries left for the next run (at most 3 pages per run)")]
+    finally:
+        server.shutdown()

@@ -124,3 +124,48 @@ def test_indexing_a_url_that_redirects_inside_indexes_nothing_from_inside(server
     texts = " ".join(parts.store().get()["documents"])
     assert "212 vessels" in texts and "swordfish" not in texts
     assert len(list_articles(parts.store())) == 1
+
+
+def test_the_connection_goes_to_the_address_that_was_checked_when_dns_answers_change(monkeypatch):
+    """DNS rebinding: the name resolves to an outside address when checked, then to an inside one.
+    Two servers on one port stand in: 127.0.0.2 is "outside" (the check is told it is public),
+    127.0.0.1 is "inside". The fetch must reach the address it checked, never the second answer."""
+    import socket
+
+    import rag.fetch
+
+    inside = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = inside.server_address[1]
+    try:
+        outside = ThreadingHTTPServer(("127.0.0.2", port), Handler)
+    except OSError:
+        inside.server_close()
+        pytest.skip("127.0.0.2 is not routable to loopback here")
+    for httpd in (inside, outside):
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+    class Inside(Handler):  # the inside server answers every path with the secret
+        def do_GET(self):  # noqa: N802
+            self.reply(200, SECRET)
+
+    inside.RequestHandlerClass = Inside
+    real_getaddrinfo = socket.getaddrinfo
+    answers = []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "news.rebind.test":
+            return real_getaddrinfo(host, *args, **kwargs)
+        address = "127.0.0.2" if not answers else "127.0.0.1"  # first answer outside, every later one inside
+        answers.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, args[0] if args else port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(rag.fetch, "is_public", lambda address: address == "127.0.0.2")
+    try:
+        body, _ = Fetcher()(f"http://news.rebind.test:{port}/article")
+        assert b"212 vessels" in body and b"swordfish" not in body
+        assert answers[0] == "127.0.0.2"
+    finally:
+        inside.shutdown()
+        outside.shutdown()

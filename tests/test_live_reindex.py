@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -103,7 +104,11 @@ def test_staff_api_runs_an_evaluation_and_refuses_without_the_password(app):
     client = Client(url, verbose=False)
     with pytest.raises(Exception, match="wrong staff password"):
         client.predict("nope", api_name="/eval_list")
-    report, runs = client.predict("staff password", str(SEED_QUESTIONS), "extractive", "", None,
+    # Sets are offered by name: the public /config (and the page) never shows a server path.
+    config = urllib.request.urlopen(url + "config", timeout=30).read().decode()
+    assert "eval/seed-questions.jsonl" in config and str(SEED_QUESTIONS.parent) not in config
+    assert str(REPO) not in config
+    report, runs = client.predict("staff password", "eval/seed-questions.jsonl", "extractive", "", None,
                                   api_name="/eval_run")
     assert "srcdoc" in report and "Evaluation run" in report
     rows = runs["data"] if isinstance(runs, dict) else runs

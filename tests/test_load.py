@@ -110,3 +110,30 @@ def test_a_bad_file_is_reported_and_the_rest_still_load(tmp_path, corpus_dir):
     result = load_paths([corpus_dir])
     assert sorted(a.doc_id for a in result.articles) == ["harbour-tolls", "library-hours", "solar-schools"]
     assert len(result.failures) == 1 and result.failures[0][0].endswith("broken.pdf")
+
+
+def test_links_that_leave_an_indexed_folder_are_refused_and_links_inside_it_load(tmp_path, corpus_dir):
+    from rag.load import load_sources
+
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / ".env").write_text("RAG_ADMIN_PASSWORD=hunter2-hunter2\nOPENAI_API_KEY=sk-live-123\n")
+    (private / "notes.md").write_text("# Private Notes\n\nThe vault code is 4711.\n")
+    (corpus_dir / "notes.txt").symlink_to(private / ".env")  # a link to a file outside
+    (corpus_dir / "linked").symlink_to(private, target_is_directory=True)  # a link to a folder outside
+    (corpus_dir / "records.jsonl").symlink_to(private / "notes.md")  # lists are read through links too
+    (corpus_dir / "same-article.md").symlink_to(corpus_dir / "harbour-tolls.md")  # inside: fine
+    result = load_sources([str(corpus_dir)])
+    texts = " ".join(a.text for a in result.articles)
+    assert "hunter2" not in texts and "sk-live" not in texts and "4711" not in texts
+    assert {a.doc_id for a in result.articles} == {"harbour-tolls", "library-hours", "solar-schools", "same-article"}
+    refused = {Path(source).name for source, reason in result.failures if "leading out of the indexed folder" in reason}
+    assert {"notes.txt", "records.jsonl"} <= refused, result.failures
+    # The watcher names files one by one: they must still lie inside a watched folder when read
+    # (a link swapped in after its check changes nothing).
+    swapped = load_sources([str(corpus_dir / "notes.txt")], within=[corpus_dir])
+    assert not swapped.articles and "leading out" in swapped.failures[0][1]
+    outside = load_sources([str(private / "notes.md")], within=[corpus_dir])
+    assert not outside.articles and "outside the watched folders" in outside.failures[0][1]
+    # A file the operator names directly is theirs to choose, link or not.
+    assert [a.doc_id for a in load_sources([str(corpus_dir / "same-article.md")]).articles] == ["same-article"]

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -36,7 +35,11 @@ class Lines:
         pytest.fail(f"no line with {text!r} after line {after} in {timeout} s: {self.lines}")
 
 
-def test_watch_indexes_added_changed_and_deleted_files_until_ctrl_c(settings, corpus_dir, embedding_model):
+def test_watch_indexes_added_changed_and_deleted_files_until_ctrl_c(settings, corpus_dir, embedding_model, tmp_path):
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "keys.md").write_text("# Keys\n\nThe admin password is hunter2-hunter2.\n", encoding="utf-8")
+    (corpus_dir / "keys.md").symlink_to(private / "keys.md")  # there at the first scan: refused
     env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_LLM": "extractive"}
     process = subprocess.Popen([sys.executable, "-m", "rag", "index", str(corpus_dir), "--watch"], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -63,6 +66,22 @@ def test_watch_indexes_added_changed_and_deleted_files_until_ctrl_c(settings, co
         seen = out.wait_for("1 removed", seen)
         assert titles() == {"Harbour Toll Reform Passes", "Public Library Extends Weekend Hours",
                             "Solar Panels for Every School"}
+
+        # A file that names its own source URL is still removed with the file.
+        (corpus_dir / "tides.md").write_text("# Tide Tables Published\n\nDate: 2025-03-05\nSource: "
+                                             "https://harbour.example/tides\n\nThe harbour office published the "
+                                             "tide tables for the summer.\n", encoding="utf-8")
+        seen = out.wait_for("1 added", seen)
+        assert "Tide Tables Published" in titles()
+        (corpus_dir / "tides.md").unlink()
+        seen = out.wait_for("1 removed", seen)
+        assert "Tide Tables Published" not in titles()
+
+        # A link leading out of the folder, added while watching: refused, never read.
+        (corpus_dir / "more-keys.md").symlink_to(private / "keys.md")
+        (corpus_dir / "buoys.md").write_text("# Buoys Replaced\n\nFour buoys were replaced.\n", encoding="utf-8")
+        seen = out.wait_for("1 added", seen)
+        assert "Keys" not in titles() and "Buoys Replaced" in titles()
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
         code = process.wait(timeout=60)
