@@ -31,7 +31,7 @@ from rag.followup import rewrite_question
 from rag.index import IndexBusyError, list_articles
 from rag.limits import LimitExceeded, LoginThrottle, RateLimit, client_key
 from rag.load import LoadError, normalise_date, safe_doc_id
-from rag.present import answer_html, as_text, passage_card, share_query, sources_html, turn_markdown
+from rag.present import answer_html, as_text, draft_html, passage_card, share_query, sources_html, turn_markdown
 from rag.redact import redact_logs
 from rag.retrieve import Filters
 from rag.schema import Answer
@@ -59,6 +59,7 @@ a.cite:hover { background: var(--color-accent-soft); }
   background: var(--color-accent-soft); border: 1px solid var(--color-accent); margin-right: 8px; }
 .chip-note { font-size: .85em; opacity: .75; font-style: italic; }
 .rewrite { font-size: .8em; opacity: .65; margin-top: 6px; font-style: italic; }
+.draft { opacity: .55; } .checking-label { font-size: .8em; font-style: italic; opacity: .8; display: block; margin-bottom: 4px; }
 #sources { max-height: 75vh; overflow-y: auto; }
 .turn-q { font-weight: 600; margin: 12px 0 6px; opacity: .8; }
 .src { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px; }
@@ -198,7 +199,9 @@ class ChatService:
                     yield history, sources_html(state.source_turns), state, ""
                 elif isinstance(event, Token):
                     text += event.text
-                    history[-1] = {"role": "assistant", "content": as_text(text)}  # article text: never markup
+                    # A draft until the checks have passed: shown as such, and replaced by the checked
+                    # answer or by a refusal naming the closest passages (never left on screen).
+                    history[-1] = {"role": "assistant", "content": draft_html(text)}
                     yield history, gr.skip(), state, ""
                 elif isinstance(event, Restart):  # nothing in the question's period answered
                     text = ""
@@ -528,7 +531,8 @@ def build_evaluate_tab(staff: Staff, throttle: LoginThrottle) -> None:
             run_b = gr.Number(precision=0, label="Run B", elem_id="eval-run-b")
             compare_button = gr.Button("Compare", elem_id="eval-compare")
             list_button = gr.Button("List runs", elem_id="eval-list")
-        runs_table = gr.Dataframe(headers=["run", "when", "set", "llm", "correct", "refused", "hit@5", "trust"],
+        runs_table = gr.Dataframe(headers=["run", "when", "set", "llm", "precision", "correct", "refused", "hit@5",
+                                           "trust"],
                                   interactive=False, elem_id="eval-runs")
         report = gr.HTML(elem_id="eval-report")
         gr.Markdown("### Why did it answer (or refuse) that?")

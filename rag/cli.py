@@ -235,7 +235,7 @@ def cmd_ask(args, settings: Settings) -> int:
 
 
 def format_answer(answer) -> str:
-    from rag.present import period_said
+    from rag.present import closest_passages, opening_words, period_said
 
     lines = []
     if timeframe := answer.timeframe:
@@ -248,9 +248,9 @@ def format_answer(answer) -> str:
             excerpt = " ".join(c.text.split())
             lines.append(f"  [{c.n}] {c.title} ({c.doc_id}): {excerpt[:200]}{'…' if len(excerpt) > 200 else ''}")
     elif answer.refused and answer.contexts:
-        lines.append("Closest passages:")
-        for _n, p in enumerate(answer.contexts[:3], 1):
-            lines.append(f"  - {p.title} ({p.doc_id})")
+        lines.append("Closest passages, for further reading:")
+        for n, p in closest_passages(answer):
+            lines.append(f"  [{n}] {p.title} ({p.doc_id}): “{opening_words(p)}”")
     lines.append(f"\n({answer.llm}; {answer.timings.get('total_ms', 0) / 1000:.1f} s)")
     return "\n".join(lines)
 
@@ -266,7 +266,8 @@ def cmd_eval(args, settings: Settings) -> int:
         for run in runs.runs():
             summary = run["summary"]
             print(f"{run['id']:>4}  {run['created_at']}  {run['code_version']:<14} {Path(run['question_set']).name:<28} "
-                  f"correct {summary.get('correct')}  refused {summary.get('refused_unanswerable')}  "
+                  f"precision {summary.get('answered_precision')}  correct {summary.get('correct')}  "
+                  f"refused {summary.get('refused_unanswerable')}  "
                   f"hit@5 {summary.get('hit@5')}  trust {summary.get('trust_score')}  {summary.get('llm', '')}")
         return 0
     if args.compare:

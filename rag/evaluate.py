@@ -14,8 +14,12 @@ Question-set format: ``../shared/eval/README.md`` (README "Measuring answer qual
 - latency p50/p95 of retrieve, first token and total;
 - failure kinds (``failure_kind``): what went wrong with each question that went wrong, so a
   retrieval miss is never mistaken for an answering fault and vice versa;
+- answered precision — of the answers a reader was shown (not refused, unanswerable questions
+  included), the share that were right: what the product is judged by ("every answer shown is
+  right"); ``wrong_shown`` counts the others, by failure kind;
 - trust score — the mean of the F1 of answering correctly and the F1 of refusing correctly (as in
   Trust-Score, Song et al. 2024): a system that refuses everything, or answers everything, scores low.
+  The answering F1's precision is the answered precision.
 """
 
 from __future__ import annotations
@@ -214,6 +218,7 @@ def summarize(results: list[QuestionResult]) -> dict:
         "mrr": round(sum(1 / r.evidence_rank for r in with_evidence if r.evidence_rank) / len(with_evidence), 3)
         if with_evidence else None,
         "correct": share(judged, lambda r: r.correct),
+        **answered_precision(results),
         "refused_unanswerable": share(unanswerable, lambda r: r.refused),
         "false_refusals": sum(1 for r in answerable if r.refused),
         "citation_precision": _mean([r.citation_precision for r in results]),
@@ -228,6 +233,18 @@ def summarize(results: list[QuestionResult]) -> dict:
     prompt_tokens = [r.prompt_tokens for r in results if r.prompt_tokens]
     summary["prompt_tokens_p50"] = _round(percentile(prompt_tokens, 50))
     return summary
+
+
+WRONG_SHOWN_KINDS = ("off_target", "wrong_unretrieved", "unanswerable_answered")
+
+
+def answered_precision(results: list[QuestionResult]) -> dict:
+    """Of the answers shown (not refused, no error; answerable questions without required groups
+    left out, as they cannot be judged), the share that were right, and the wrong ones by kind."""
+    shown = [r for r in results if not r.error and not r.refused and not (r.answerable and r.correct is None)]
+    right = sum(1 for r in shown if r.answerable and r.correct)
+    return {"answered_precision": round(right / len(shown), 3) if shown else None, "answers_shown": len(shown),
+            "wrong_shown": len(shown) - right}
 
 
 def trust_scores(results: list[QuestionResult]) -> dict:

@@ -56,6 +56,27 @@ def timeframe_html(timeframe: dict | None) -> str:
     return f"<div class='chips'><span class='chip'>{as_text(period_said(timeframe))}</span>{left_out}</div>"
 
 
+def draft_html(text: str) -> str:
+    """The model's reply while it is written and checked: marked as unchecked, shown as text."""
+    return (f"<div class='checking'><span class='checking-label'>Checking against the passages…</span>"
+            f"<div class='draft'>{as_text(text)}</div></div>")
+
+
+def closest_passages(answer: Answer, limit: int = 3) -> list[tuple[int, Passage]]:
+    """For a refusal: the closest passage of each of the first ``limit`` articles, with its number
+    (``answer.contexts`` are in prompt order, each article's best passage first)."""
+    firsts: dict[str, tuple[int, Passage]] = {}
+    for n, passage in enumerate(answer.contexts, 1):
+        firsts.setdefault(passage.doc_id, (n, passage))
+    return list(firsts.values())[:limit]
+
+
+def opening_words(passage: Passage, words: int = 14) -> str:
+    """The start of what the model read of a passage (its best sentences), to recognise it by."""
+    text = (passage.shown or passage.text).split()
+    return " ".join(text[:words]) + ("…" if len(text) > words else "")
+
+
 def answer_html(answer: Answer, turn: int, link: str = "") -> str:
     return timeframe_html(answer.timeframe) + _answer_body(answer, turn, link)
 
@@ -63,9 +84,8 @@ def answer_html(answer: Answer, turn: int, link: str = "") -> str:
 def _answer_body(answer: Answer, turn: int, link: str) -> str:
     if answer.refused:
         related = "".join(
-            f'<li><a class="cite" href="#src-{turn}-{n}">{as_text(p.title)}</a></li>'
-            for n, p in enumerate(answer.contexts, 1)
-        )
+            f'<li><a class="cite" href="#src-{turn}-{n}">[{n}]</a> <strong>{as_text(p.title)}</strong> — '
+            f'“{as_text(opening_words(p))}”</li>' for n, p in closest_passages(answer))
         extra = f"<p class='related-label'>Closest passages, for further reading:</p><ul>{related}</ul>" if related else ""
         return f"<div class='refusal'><strong>{as_text(answer.answer)}</strong>{extra}</div>"
     body = re.sub(r"&#91;(\d+)&#93;", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>',
@@ -102,6 +122,9 @@ def turn_markdown(answer: Answer, turn: int, article_url=None) -> str:
         lines += [f"*{md_text(period_said(answer.timeframe))}*", ""]
     if answer.refused:
         lines.append(md_text(answer.answer))
+        closest = [f"- *{md_text(p.title)}*: “{md_text(opening_words(p))}”" for _n, p in closest_passages(answer)]
+        if closest:
+            lines += ["", "Closest passages, for further reading:", *closest]
         return "\n".join(lines) + "\n"
     lines.append(re.sub(r"\\\[(\d+)\\\]", lambda m: f"[^{turn}-{m.group(1)}]", md_text(answer.answer)))
     lines.append("")

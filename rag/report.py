@@ -6,8 +6,8 @@ import base64
 import html
 import io
 
-QUALITY_METRICS = ["hit@1", "hit@3", "hit@5", "mrr", "correct", "refused_unanswerable", "citation_precision",
-                   "citation_coverage", "trust_score"]
+QUALITY_METRICS = ["hit@1", "hit@3", "hit@5", "mrr", "answered_precision", "correct", "refused_unanswerable",
+                   "citation_precision", "citation_coverage", "trust_score"]
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#1f2937}
 h1{font-size:1.5em}table{border-collapse:collapse;width:100%;font-size:.9em}td,th{border-bottom:1px solid #e5e7eb;
@@ -127,9 +127,19 @@ def _failure_table(summary: dict) -> str:
     rows = "".join(f"<tr><td>{kind}</td><td>{summary.get(kind, '–')}</td><td class='muted'>{html.escape(meaning)}</td></tr>"
                    for kind, meaning in FAILURE_KINDS.items())
     trust = summary.get("trust_score")
-    return (f"<p>trust score <b>{trust if trust is not None else '–'}</b> (answer F1 {summary.get('answer_f1')}, "
+    from rag.evaluate import WRONG_SHOWN_KINDS
+
+    wrong = ", ".join(f"{summary.get(kind, 0)} {kind}" for kind in WRONG_SHOWN_KINDS)
+    return (f"<p>answered precision <b>{_value(summary.get('answered_precision'))}</b>: of "
+            f"{summary.get('answers_shown', '–')} answers shown, {summary.get('wrong_shown', '–')} wrong ({wrong}); "
+            f"correct {_value(summary.get('correct'))}, unanswerable refused {_value(summary.get('refused_unanswerable'))}"
+            f"</p><p>trust score <b>{_value(trust)}</b> (answer F1 {summary.get('answer_f1')}, "
             f"refusal F1 {summary.get('refusal_f1')})</p><table><tr><th>failure kind</th><th>questions</th>"
             f"<th>meaning</th></tr>{rows}</table>")
+
+
+def _value(value) -> str:
+    return "–" if value is None else str(value)
 
 
 def _settings_text(settings: dict) -> str:

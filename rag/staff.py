@@ -77,7 +77,7 @@ class Staff:
     def run_list(self, password: str) -> list[list]:
         self.check(password)
         return [[r["id"], r["created_at"], Path(r["question_set"]).name, r["summary"].get("llm"),
-                 r["summary"].get("correct"), r["summary"].get("refused_unanswerable"), r["summary"].get("hit@5"),
+                 r["summary"].get("answered_precision"), r["summary"].get("correct"), r["summary"].get("refused_unanswerable"), r["summary"].get("hit@5"),
                  r["summary"].get("trust_score")]
                 for r in self.runs.runs()]
 

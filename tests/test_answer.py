@@ -110,3 +110,22 @@ def test_a_compound_question_gets_passages_for_each_half(indexed, monkeypatch, s
                           "when will the library open?")
     found = {"harbour-tolls", "library-hours"} <= {p.doc_id for p in answer.contexts}
     assert found == split  # with only two candidates, the second half is lost unless it is retrieved for
+
+
+def test_a_refusal_names_the_closest_passage_of_each_article_once_with_its_opening_words():
+    from rag.present import answer_html, turn_markdown
+    from rag.schema import Answer, Passage
+
+    def passage(n: int, doc: str, text: str) -> Passage:
+        return Passage(chunk_id=f"c{n}", doc_id=doc, title=f"Title of {doc}", text=text)
+
+    contexts = [passage(1, "ferry", "The night ferry returns on 1 May with four sailings a week."),
+                passage(2, "ferry", "Tickets cost 7 euros."), passage(3, "ferry", "The pier is repaired."),
+                passage(4, "bridge", "Tolls on the estuary bridge stay at 2 euros until 2026.")]
+    refused = Answer(question="Who captains the ferry?", answer="The articles don't say.", refused=True,
+                     citations=[], contexts=contexts, timings={}, llm="fake")
+    shown = answer_html(refused, 3)
+    assert shown.count("<li>") == 2 and shown.count("Title of ferry") == 1
+    assert 'href="#src-3-1"' in shown and 'href="#src-3-4"' in shown and "night ferry returns" in shown
+    markdown = turn_markdown(refused, 3)
+    assert "Closest passages" in markdown and markdown.count("Title of ferry") == 1 and "estuary bridge" in markdown

@@ -70,6 +70,16 @@ def test_summary_counts_failure_kinds_and_the_trust_score():
     # refusing: 1 right of 2 refused (c, d), 2 unanswerable (d, e) -> P = R = 1/2
     assert summary["refusal_f1"] == 0.5
     assert summary["trust_score"] == round((0.333 + 0.5) / 2, 3)
+    # Of the three answers shown (a, b, e) one was right: precision 1/3, two wrong shown.
+    assert (summary["answered_precision"], summary["answers_shown"], summary["wrong_shown"]) == (0.333, 3, 2)
+
+
+def test_answered_precision_counts_only_what_a_reader_was_shown():
+    shown_right = [result(str(i), True, rank=1, correct=True) for i in range(9)]
+    withheld = [result(f"w{i}", True, rank=1, correct=False, refused=True) for i in range(5)]
+    summary = summarize(shown_right + withheld + [result("u", False, refused=False)])
+    assert summary["answered_precision"] == 0.9 and summary["wrong_shown"] == 1
+    assert summarize(withheld)["answered_precision"] is None  # nothing shown: nothing to be wrong about
 
 
 def test_refusing_everything_or_answering_everything_scores_low_trust():

@@ -283,3 +283,31 @@ def test_a_period_in_the_question_shows_as_a_chip_whose_x_asks_again_over_all_da
         answers_before=2)
     assert "searching all articles" in page.locator("#chat .chip-note").last.inner_text()
     page.close()
+
+
+def test_a_withheld_answer_is_shown_as_a_draft_while_checked_and_never_left_on_screen(browser, tmp_path):
+    """A model server that writes an answer the passages do not support: the reader sees it arrive
+    marked as being checked, and then only the refusal with the closest passages."""
+    from .fake_llm import fake_llm_server
+
+    invented = "The directive was signed by Admiral Ahab Smith in 1999."
+    with fake_llm_server(invented) as llm:
+        env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_LLM": "openai", "RAG_LLM_BASE_URL": llm.url,
+               "RAG_LLM_MODEL": "fake", "RAG_PORT": str(free_port())}
+        with start_app(env) as url:
+            page = open_page(browser, url)
+            page.fill("#question textarea", "Who signed the export control directive on Anthropic's models?")
+            page.keyboard.press("Enter")
+            page.wait_for_function("document.querySelector('#chat .checking') && "
+                                   "document.querySelector('#chat .checking').innerText.includes('Ahab')",
+                                   timeout=60_000)
+            assert "Checking against the passages" in page.locator("#chat .checking").last.inner_text()
+            page.wait_for_function("document.querySelectorAll('#chat .answer, #chat .refusal').length > 0",
+                                   timeout=120_000)
+            page.wait_for_timeout(500)
+            chat = page.locator("#chat").inner_text()
+            assert "Ahab" not in chat and "1999" not in chat and "don't say" in chat
+            assert page.locator("#chat .checking").count() == 0
+            assert page.locator("#chat .refusal li").count() >= 1  # the closest passages, to read on
+            page.close()
+    assert llm.requests, "the app never asked the model server"
