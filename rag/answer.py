@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from langchain_core.embeddings import Embeddings
 
-from rag.citations import answers_kind, check_answer, expected_kinds, holds_question_years, is_refusal, question_parts
+from rag.citations import answers_every_part, answers_kind, check_answer, expected_kinds, holds_question_years, is_refusal, question_parts
 from rag.confidence import answering_start
 from rag.context import SentenceVectors, estimate_tokens, focus
 from rag.llm import Generator, UsageRecorder, make_generator
@@ -246,7 +246,8 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
         return refusal(question, passages, timings, llm, text)
     # Off-target: a "when" question answered without a date, "which agency" without a name, …
     kept_text = " ".join(s.text for s in kept)
-    if not all(answers_kind(kind, kept_text, question) for kind in expected_kinds(question)):
+    if not all(answers_kind(kind, kept_text, question) for kind in expected_kinds(question)) \
+            or not answers_every_part(question, kept_text):
         return refusal(question, passages, timings, llm, text)
     parts, cited = [], []
     for sentence in kept:

@@ -245,10 +245,13 @@ QUESTION_KINDS = [
     ("number", re.compile(r"\b(how (many|much|large|big|high|low|far)|by how much|what (?:(?!(?:did|does|do|is|was|"
                           r"were|are|has|had|have)\b)\w+ ){0,2}(share|percentage|percent|proportion|fraction|number|"
                           r"amount|sum|price|cost|rate|portion)|how many)\b", re.I)),
-    ("name", re.compile(r"\b(which|what) (news ?\w*|publication|outlet|newspaper|magazine|agency|agencies|company|"
+    # "Which agency …", and with up to two words between: "which White House official", "which
+    # youth-development program", "which two AI developers" (each asks for a proper name).
+    ("name", re.compile(r"\b(which|what) (?:(?!(?:did|does|do|is|was|were|are|has|had|have)\b)[\w-]+ ){0,2}"
+                        r"(news ?\w*|publication|outlet|newspaper|magazine|agency|agencies|company|"
                         r"companies|firm|firms|organi[sz]ations?|country|countries|state|states|administration|official|"
-                        r"officials|regions?|city|cities|subcommittee|committee|department|program|bank|university|"
-                        r"court|cabinet official)\b", re.I)),
+                        r"officials|regions?|city|cities|subcommittee|committee|department|program|programs|bank|"
+                        r"university|court|body|bodies|developers|institute|council|initiative)\b", re.I)),
 ]
 NUMBER_WORDS = re.compile(
     r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|"
@@ -289,8 +292,21 @@ def answers_kind(kind: str, text: str, question: str) -> bool:
     if kind == "name":  # a capitalised word the question does not already give (any position)
         asked = all_terms(question)
         return any(word[0].isupper() and word.lower() not in STOPWORDS and _normal_word(word) not in asked
+                   and _normal_word(word.split("-")[0]) not in asked  # "AI-based" names nothing new
                    for word in WORD.findall(text))
     return True
+
+
+def answers_every_part(question: str, text: str) -> bool:
+    """A compound question whose parts each ask for a figure ("What order number was it, and how many
+    days did it allow?") needs as many figures the question does not give: one is half an answer."""
+    figures = [p for p in question_parts(question) if {"number", "date", "duration"} & set(expected_kinds(p))]
+    if len(figures) < 2:
+        return True
+    given = {n.rstrip(".,") for n in re.findall(r"\d[\d,.]*", question)}
+    found = {n.rstrip(".,") for n in re.findall(r"\d[\d,.]*", text)} - given
+    found |= {w.lower() for w in NUMBER_WORDS.findall(text)}
+    return len(found) >= len(figures)
 
 
 def holds_question_years(question: str, shown: list[Passage], cited: list[Passage]) -> bool:

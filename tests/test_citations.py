@@ -213,3 +213,27 @@ def test_a_rate_asked_with_a_modifier_needs_a_number():
     assert not answers_kind("number", "The administration set a significant duty rate.",
                             "What tariff rate did the administration set?")
     assert expected_kinds("What did the administration set?") == []
+
+
+def test_a_two_part_question_answered_by_one_figure_is_withheld_and_both_figures_are_shown():
+    passages = [Passage(chunk_id="a", doc_id="eo", title="Order",
+                        text="Pursuant to Executive Order 14179 of January 23, 2025, I directed my Administration "
+                             "to remove barriers. Within 180 days of this order, the plan shall be submitted.")]
+    question = "What executive order number was the January 23, 2025 order given, and how many days did it allow?"
+    half = finalize(question, "The executive order number given was 14179.", passages, {}, "fake")
+    whole = finalize(question, "It was Executive Order 14179, and it allowed 180 days.", passages, {}, "fake")
+    assert half.refused and not whole.refused
+    assert "14179" in whole.answer and "180" in whole.answer
+
+
+def test_which_program_needs_a_name_the_question_does_not_give():
+    passages = [Passage(chunk_id="a", doc_id="edu", title="AI education order",
+                        text="The Secretary of Agriculture shall utilize existing programs to integrate AI-based "
+                             "tools into classrooms. The Secretary shall use 4-H and the Cooperative Extension "
+                             "System to expand AI education.")]
+    question = "Through which youth-development program is the Agriculture Secretary told to spread AI education?"
+    assert expected_kinds(question) == ["name"]
+    off_target = finalize(question, "The Secretary of Agriculture shall utilize existing programs to integrate "
+                                    "AI-based tools into classrooms.", passages, {}, "fake")
+    right = finalize(question, "Through 4-H and the Cooperative Extension System.", passages, {}, "fake")
+    assert off_target.refused and not right.refused
