@@ -28,11 +28,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag.answer import Pipeline  # noqa: E402
-from rag.context import passage_sentences  # noqa: E402
-from rag.evaluate import evidence_rank, load_question_set, normalise, run, summarize  # noqa: E402
-from rag.progress import progress_over  # noqa: E402
-from rag.retrieve import to_passage  # noqa: E402
+from rag.answer.context import passage_sentences  # noqa: E402
+from rag.answer.pipeline import Pipeline  # noqa: E402
+from rag.answer.retrieve import to_passage  # noqa: E402
+from rag.ingest.progress import progress_over  # noqa: E402
+from rag.quality.evaluate import evidence_rank, load_question_set, normalise, run, summarize  # noqa: E402
 from rag.schema import Passage  # noqa: E402
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag.chunk import Chunker  # noqa: E402
-from rag.embed import load_embedding_model  # noqa: E402
-from rag.load import load_paths  # noqa: E402
+from rag.ingest.chunk import Chunker  # noqa: E402
+from rag.ingest.embed import load_embedding_model  # noqa: E402
+from rag.ingest.load import load_paths  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 DATASETS = [REPO.parent / "shared" / "datasets" / "us-ai-policy" / "docs",

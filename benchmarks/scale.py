@@ -3,8 +3,8 @@
     python benchmarks/scale.py --chunks N [--json] [--questions 50] [--keep DIR]
 
 Builds a synthetic index of about N chunks in a temporary folder — real SciFact abstracts as
-articles, stand-in vectors instead of the embedding model (``rag.synthetic``), written by
-``rag.index.index_articles`` exactly as ``rag index`` writes (Chroma, the record manager, the
+articles, stand-in vectors instead of the embedding model (``rag.quality.synthetic``), written by
+``rag.ingest.index.index_articles`` exactly as ``rag index`` writes (Chroma, the record manager, the
 lexical index, the generation number). Then an app-like reader process (extractive settings,
 the real embedding model for queries) reports, over SciFact questions:
 
@@ -46,8 +46,8 @@ def build(data_dir: Path, chunks: int, report) -> tuple[int, int]:
     """Index synthetic articles until the collection holds at least ``chunks``; returns
     (chunks, articles)."""
     from rag.components import Components
-    from rag.index import index_articles, open_record_manager
-    from rag.synthetic import StandInEmbeddings, scifact_texts, synthetic_articles
+    from rag.ingest.index import index_articles, open_record_manager
+    from rag.quality.synthetic import StandInEmbeddings, scifact_texts, synthetic_articles
 
     settings = settings_for(data_dir)
     parts = Components(settings)
@@ -69,8 +69,8 @@ def build(data_dir: Path, chunks: int, report) -> tuple[int, int]:
 
 def reindex_100_chunks(data_dir: Path, first_new: int) -> int:
     from rag.components import Components
-    from rag.index import index_articles, open_record_manager
-    from rag.synthetic import StandInEmbeddings, scifact_texts, synthetic_articles
+    from rag.ingest.index import index_articles, open_record_manager
+    from rag.quality.synthetic import StandInEmbeddings, scifact_texts, synthetic_articles
 
     settings = settings_for(data_dir)
     parts = Components(settings)
@@ -88,8 +88,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def probe(data_dir: Path, questions: int) -> None:
     """The reader: an app process's components, driven by lines on stdin, answering on stdout."""
+    from rag.answer.retrieve import Filters
     from rag.components import Components
-    from rag.retrieve import Filters
 
     parts = Components(settings_for(data_dir))
     retriever = parts.retriever

@@ -37,8 +37,8 @@ def median_ms(values: list[float]) -> str:
 
 def build(settings, model, paths: list[Path]):
     from rag.components import Components
-    from rag.index import index_articles, open_record_manager
-    from rag.load import load_paths
+    from rag.ingest.index import index_articles, open_record_manager
+    from rag.ingest.load import load_paths
 
     parts = Components(settings, embedding_model=model)
     index_articles(load_paths(paths).articles, store=parts.store(create=True),
@@ -51,7 +51,7 @@ def measure_pipeline(questions: list[str], corpus: list[Path], with_bare: bool) 
     (which may be another version's, see ``--code``). Only APIs every version has are used."""
     from langchain_core.callbacks import BaseCallbackHandler
 
-    from rag.embed import load_embedding_model
+    from rag.ingest.embed import load_embedding_model
     from rag.settings import Settings
 
     class Usage(BaseCallbackHandler):
@@ -140,7 +140,7 @@ def benchmark_llm(args: argparse.Namespace) -> None:
 
 def benchmark_retrieval() -> None:
     sys.path.insert(0, str(REPO))
-    from rag.embed import load_embedding_model
+    from rag.ingest.embed import load_embedding_model
     from rag.settings import Settings
 
     policy_dirs = [SHARED / "datasets" / "us-ai-policy" / "docs", SHARED / "datasets" / "digitalgov-ai-news" / "docs"]

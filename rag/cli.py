@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from rag.progress import progress_bar, progress_over
+from rag.ingest.progress import progress_bar, progress_over
 from rag.redact import redact_logs
 from rag.settings import Settings
 
@@ -147,7 +147,7 @@ def components(settings: Settings):
 
 
 def cmd_index(args, settings: Settings) -> int:
-    from rag.embed import EmbeddingProcess
+    from rag.ingest.embed import EmbeddingProcess
 
     sources = args.paths or [str(settings.corpus_dir)]
     if args.watch and not all(Path(s).exists() for s in sources):  # before any model loads
@@ -156,7 +156,7 @@ def cmd_index(args, settings: Settings) -> int:
     # reads and chunks; if nothing changed, it is stopped unused. (An embeddings server needs none.)
     embedder = None if settings.embed_base_url else EmbeddingProcess(settings.embed_model, settings.embed_batch_size)
     try:
-        from rag.index import run_indexing
+        from rag.ingest.index import run_indexing
 
         summary = run_indexing(components(settings), sources, prune=args.prune, rebuild=args.rebuild,
                                wait=args.wait, embeddings=embedder,
@@ -173,7 +173,7 @@ def cmd_index(args, settings: Settings) -> int:
 
 
 def watch(settings: Settings, folders: list[str]) -> int:
-    from rag.watch import watch_folders
+    from rag.ingest.watch import watch_folders
 
     print(f"watching {', '.join(folders)} for changes (Ctrl-C stops)", flush=True)
     try:
@@ -188,16 +188,16 @@ def watch(settings: Settings, folders: list[str]) -> int:
 
 
 def filters_from(args):
-    from rag.load import normalise_date
-    from rag.retrieve import Filters
+    from rag.answer.retrieve import Filters
+    from rag.ingest.formats import normalise_date
 
     return Filters(doc_ids=tuple(args.doc), date_from=normalise_date(args.date_from) if args.date_from else "",
                    date_to=normalise_date(args.date_to) if args.date_to else "")
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    from rag.answer import QuestionError, clean_question
-    from rag.evaluate import load_question_set
+    from rag.answer.pipeline import QuestionError, clean_question
+    from rag.quality.evaluate import load_question_set
 
     if args.batch is None:
         if args.question is None:
@@ -205,14 +205,14 @@ def cmd_ask(args, settings: Settings) -> int:
         clean_question(args.question, settings.max_question_chars)  # fail fast, before loading models
         pipeline = components(settings).pipeline
         answer = pipeline.ask(args.question, filters_from(args), infer_dates=False if args.all_dates else None)
-        from rag.explain import format_trace, trace
+        from rag.answer.explain import format_trace, trace
 
         if args.json:
             print(json.dumps({**answer.to_json(), **({"trace": trace(answer)} if args.explain else {})},
                              ensure_ascii=False))
             return 0
         if args.markdown:
-            from rag.present import turn_markdown
+            from rag.web.present import turn_markdown
 
             print(turn_markdown(answer, 1), end="")
         else:
@@ -235,7 +235,7 @@ def cmd_ask(args, settings: Settings) -> int:
 
 
 def format_answer(answer) -> str:
-    from rag.present import closest_passages, opening_words, period_said
+    from rag.web.present import closest_passages, opening_words, period_said
 
     lines = []
     if timeframe := answer.timeframe:
@@ -256,9 +256,9 @@ def format_answer(answer) -> str:
 
 
 def cmd_eval(args, settings: Settings) -> int:
-    from rag import evaluate
-    from rag.report import comparison_report, run_report
-    from rag.runs import RunStore, compare, format_comparison
+    from rag.quality import evaluate
+    from rag.quality.report import comparison_report, run_report
+    from rag.quality.runs import RunStore, compare, format_comparison
 
     runs = RunStore(settings.data_dir / "eval.sqlite")
     reports = settings.data_dir / "reports"
@@ -286,7 +286,7 @@ def cmd_eval(args, settings: Settings) -> int:
     summary = evaluate.summarize(results)
     summary["llm"] = pipeline.generator.name
     if args.judge:
-        from rag.llm import BACKENDS
+        from rag.answer.llm import BACKENDS
 
         judge_model = BACKENDS["openai"](settings).chat_model
         summary.update(evaluate.judge(results, judge_model))
@@ -307,7 +307,7 @@ def cmd_eval(args, settings: Settings) -> int:
 
 
 def cmd_feedback_export(args, settings: Settings) -> int:
-    from rag.feedback import FeedbackStore
+    from rag.web.feedback import FeedbackStore
 
     rows = FeedbackStore(settings.data_dir / "app.sqlite").rows(only_unreviewed=not args.all)
     if not args.all:
@@ -326,7 +326,7 @@ def cmd_feedback_export(args, settings: Settings) -> int:
 
 
 def cmd_bench_beir(args, settings: Settings) -> int:
-    from rag.bench import format_results, run_beir
+    from rag.quality.bench import format_results, run_beir
 
     results = run_beir(args.folder, settings, progress=progress_bar("indexing", "chunks"))
     print(json.dumps(results) if args.json else format_results(results))
@@ -334,7 +334,7 @@ def cmd_bench_beir(args, settings: Settings) -> int:
 
 
 def cmd_docs(args, settings: Settings) -> int:
-    from rag.index import list_articles
+    from rag.ingest.index import list_articles
 
     rows = list_articles(components(settings).store())
     if args.json:
@@ -347,7 +347,7 @@ def cmd_docs(args, settings: Settings) -> int:
 
 
 def cmd_remove(args, settings: Settings) -> int:
-    from rag.index import indexer_lock, open_record_manager, remove_articles
+    from rag.ingest.index import indexer_lock, open_record_manager, remove_articles
 
     with indexer_lock(settings, wait=True):
         parts = components(settings)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from rag.chunk import Chunker
-from rag.embed import EmbeddingModel, load_embedding_model
+from rag.ingest.chunk import Chunker
+from rag.ingest.embed import EmbeddingModel, load_embedding_model
 from rag.redact import redact_text
 from rag.settings import Settings
 
@@ -21,10 +21,10 @@ if TYPE_CHECKING:  # imported where used: `rag index` never loads the answer sid
     import chromadb
     from langchain_chroma import Chroma
 
-    from rag.answer import Pipeline
-    from rag.llm import Generator
-    from rag.retrieve import HybridRetriever
-    from rag.store import LiveStore
+    from rag.answer.llm import Generator
+    from rag.answer.pipeline import Pipeline
+    from rag.answer.retrieve import HybridRetriever
+    from rag.ingest.store import LiveStore
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Components:
         second) only once it has something to write, while the embedding model is already computing."""
         with self._opening:
             if self.live is None:
-                from rag.store import LiveStore
+                from rag.ingest.store import LiveStore
 
                 self.live = LiveStore(self.settings, self.embedding_model)
             return self.live
@@ -69,9 +69,9 @@ class Components:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        from rag.lexical import NoLexicalIndex, open_lexical_index, sqlite_engine
-        from rag.retrieve import HybridRetriever
-        from rag.store import StoreError
+        from rag.answer.retrieve import HybridRetriever
+        from rag.ingest.lexical import NoLexicalIndex, open_lexical_index, sqlite_engine
+        from rag.ingest.store import StoreError
 
         self.store()  # fail now, with a clear message, if there is no index
         live = self.live_store()
@@ -88,6 +88,6 @@ class Components:
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        from rag.answer import build_pipeline
+        from rag.answer.pipeline import build_pipeline
 
         return build_pipeline(self.settings, self.retriever, self.generator, self.embedding_model)

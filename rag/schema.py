@@ -28,7 +28,7 @@ CHUNK_METADATA_KEYS = (
 
 @dataclass
 class Article:
-    """One cleaned article, as produced by ``rag.load``."""
+    """One cleaned article, as produced by ``rag.ingest.load``."""
 
     doc_id: str
     title: str
@@ -38,7 +38,7 @@ class Article:
     source: str = ""
     # (start, end, heading) for each section heading in ``text``, in order.
     headings: list[tuple[int, int, str]] = field(default_factory=list)
-    path: str = ""  # the file it was read from (rag.load.file_path), "" for pages and records
+    path: str = ""  # the file it was read from (rag.ingest.load.file_path), "" for pages and records
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Passage:
     end: int = 0
     score: float = 0.0  # fused rank score (higher is better)
     dense_score: float | None = None  # cosine similarity when the dense retriever saw it
-    shown: str = ""  # what the model was shown of ``text`` (its chosen sentences, rag.context); "" = all
+    shown: str = ""  # what the model was shown of ``text`` (its chosen sentences, rag.answer.context); "" = all
 
 
 @dataclass
@@ -88,13 +88,13 @@ class Answer:
     # (it may hold the very claims the checker dropped), so not part of ``to_json``.
     model_output: str | None = None
     prompt_tokens: int | None = None  # as the model counted them, when it reports usage
-    refusal_probability: float | None = None  # how likely the model was to refuse (rag.confidence)
-    # The period read from the question (rag.timeframe): its dates and label, whether the answer
+    refusal_probability: float | None = None  # how likely the model was to refuse (rag.answer.confidence)
+    # The period read from the question (rag.answer.timeframe): its dates and label, whether the answer
     # came from within it ("applied") or from all articles, and how many undated articles it left out.
     timeframe: dict | None = None
     filters: dict | None = None  # the filters the answer's search applied (the reader's, or a period's)
     # The retrieved candidates in fused order, with each retriever's rank and score: for traces
-    # (rag.explain), not part of ``to_json``.
+    # (rag.answer.explain), not part of ``to_json``.
     ranking: list[dict] | None = None
 
     def to_json(self) -> dict:

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     fetch_k: int = Field(30, description="Candidates taken from each retriever before fusion.")
     context_mode: Literal["sentences", "passages"] = Field(
         "sentences", description="sentences: the model reads the best sentences of the top candidate_passages "
-        "(rag.context); passages: the top passages whole.")
+        "(rag.answer.context); passages: the top passages whole.")
     candidate_passages: int = Field(10, description="Retrieved passages whose sentences compete for the prompt.")
     top_k: int = Field(8, description="Passages given to the model at most (each as its chosen sentences).")
     context_tokens: int = Field(300, description="Token budget for the passages in the prompt.")
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     )
     infer_dates: bool = Field(
         True, description="A period the question names ('in January 2025', 'since 2023') becomes the date "
-        "filter, and 'latest' ranks newer articles first (rag.timeframe). When nothing in that period answers, "
+        "filter, and 'latest' ranks newer articles first (rag.answer.timeframe). When nothing in that period answers, "
         "all articles are searched and the answer says so.")
 
     # --- answering ----------------------------------------------------------------------------
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     llm_fallback: bool = Field(True, description="Fall back to the extractive answerer if the LLM fails.")
     max_question_chars: int = 2000
 
-    # --- fetching URLs for indexing (rag.fetch) --------------------------------------------------
+    # --- fetching URLs for indexing (rag.ingest.fetch) --------------------------------------------------
     fetch_allow_hosts: str = Field(
         "", description="Comma-separated host names (or *.domain) that URL indexing may fetch although they are "
         "internal (loopback, private, link-local); every other host must resolve to public addresses only.")

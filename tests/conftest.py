@@ -8,7 +8,7 @@ import pytest
 
 import rag  # noqa: F401  (sets the offline defaults before any model library loads)
 from rag.components import Components
-from rag.embed import load_embedding_model
+from rag.ingest.embed import load_embedding_model
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,8 +71,8 @@ def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
 @pytest.fixture()
 def indexed(settings: Settings, embedding_model, corpus_dir: Path) -> Components:
     """Components over a real Chroma index (temp dir) of the three-article corpus."""
-    from rag.index import index_articles, open_record_manager
-    from rag.load import load_paths
+    from rag.ingest.index import index_articles, open_record_manager
+    from rag.ingest.load import load_paths
 
     parts = Components(settings, embedding_model=embedding_model)
     index_articles(load_paths([corpus_dir]).articles, store=parts.store(create=True),

@@ -1,7 +1,7 @@
 """Chunking: structure-aware, spans map back to the text, nothing over the embedder's limit."""
 
-from rag.chunk import Chunker, chunk_body
-from rag.load import load_file
+from rag.ingest.chunk import Chunker, chunk_body
+from rag.ingest.load import load_file
 
 from .conftest import REPO
 

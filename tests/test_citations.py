@@ -1,7 +1,7 @@
 """Citation checking: phantom markers, repair, unsupported claims, refusals."""
 
-from rag.answer import finalize
-from rag.citations import answers_kind, check_answer, expected_kinds, is_refusal
+from rag.answer.citations import answers_kind, check_answer, expected_kinds, is_refusal
+from rag.answer.pipeline import finalize
 from rag.schema import Passage
 
 PASSAGES = [
@@ -148,7 +148,7 @@ def test_a_sentence_that_needs_two_articles_cites_both():
 
 
 def test_abbreviations_do_not_end_sentences_and_number_words_match_digits():
-    from rag.citations import split_sentences
+    from rag.answer.citations import split_sentences
 
     assert split_sentences("Public Act No. 22-15 gives sixty days. The U.S. Congress met.") == [
         "Public Act No. 22-15 gives sixty days.", "The U.S. Congress met."]

@@ -4,10 +4,10 @@ import math
 
 from langchain_core.runnables import RunnableLambda
 
-from rag.answer import Pipeline, finalize
-from rag.confidence import TokenChoice, answering_start, refusal_probability
-from rag.llm import Generator, UsageRecorder
-from rag.prompt import REFUSAL
+from rag.answer.confidence import TokenChoice, answering_start, refusal_probability
+from rag.answer.llm import Generator, UsageRecorder
+from rag.answer.pipeline import Pipeline, finalize
+from rag.answer.prompt import REFUSAL
 from rag.schema import Passage
 from rag.settings import Settings
 

@@ -2,8 +2,8 @@
 
 from langchain_core.embeddings import FakeEmbeddings
 
-from rag.context import SentenceVectors, estimate_tokens, focus, passage_sentences
-from rag.prompt import format_passages
+from rag.answer.context import SentenceVectors, estimate_tokens, focus, passage_sentences
+from rag.answer.prompt import format_passages
 from rag.schema import Passage
 
 PASSAGES = [

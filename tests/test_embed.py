@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
-from rag.embed import EmbeddingPrefetcher
+from rag.ingest.embed import EmbeddingPrefetcher
 
 
 class RecordingEmbeddings(Embeddings):
@@ -88,7 +88,7 @@ def test_token_counts_match_transformers(embedding_model):
 
 EMBEDDING_PROCESS_SCRIPT = """
 import json, sys
-from rag.embed import EmbeddingModelError, EmbeddingProcess
+from rag.ingest.embed import EmbeddingModelError, EmbeddingProcess
 child = EmbeddingProcess(sys.argv[1], batch_size=8)
 try:
     print(json.dumps({"vectors": child.embed_documents(json.loads(sys.argv[2]))}))
@@ -126,7 +126,7 @@ def test_the_embedding_process_reports_a_missing_model(tmp_path):
 
 
 def test_the_embedding_process_refuses_to_fork_once_torch_is_loaded(embedding_model):
-    from rag.embed import EmbeddingProcess
+    from rag.ingest.embed import EmbeddingProcess
 
     embedding_model.embed_query("torch is loaded now")
     with pytest.raises(RuntimeError, match="before torch"):

@@ -1,6 +1,13 @@
 """Evaluation metrics: evidence matching, correctness, refusal accounting."""
 
-from rag.evaluate import QuestionResult, contains_required, evidence_rank, failure_kind, load_question_set, summarize
+from rag.quality.evaluate import (
+    QuestionResult,
+    contains_required,
+    evidence_rank,
+    failure_kind,
+    load_question_set,
+    summarize,
+)
 
 from .conftest import SEED_QUESTIONS
 

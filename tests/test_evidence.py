@@ -6,10 +6,10 @@ import math
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from rag.answer import finalize
-from rag.confidence import TokenChoice, no_evidence_probability
-from rag.llm import answer_from_evidence, evidence_generator
-from rag.prompt import EVIDENCE_GRAMMAR, REFUSAL, format_sentences
+from rag.answer.confidence import TokenChoice, no_evidence_probability
+from rag.answer.llm import answer_from_evidence, evidence_generator
+from rag.answer.pipeline import finalize
+from rag.answer.prompt import EVIDENCE_GRAMMAR, REFUSAL, format_sentences
 from rag.schema import Passage
 
 BUDGET = Passage(chunk_id="b:0", doc_id="budget", title="Agency budget",
@@ -56,7 +56,7 @@ def test_none_is_a_refusal_without_waiting_for_the_answer():
 
 
 def test_a_reply_that_ignores_the_format_is_refused_and_logged(caplog):
-    with caplog.at_level("WARNING", logger="rag.llm"):
+    with caplog.at_level("WARNING", logger="rag.answer.llm"):
         text = "".join(answer_from_evidence(pieces("The agency spent $5 million."), owners=[1, 1]))
     assert text == REFUSAL
     assert "did not follow the evidence format" in caplog.text

@@ -1,12 +1,12 @@
-"""The trace staff read to see why an answer came out as it did (rag.explain), with a fake model."""
+"""The trace staff read to see why an answer came out as it did (rag.answer.explain), with a fake model."""
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.answer import build_pipeline
-from rag.evaluate import QuestionResult
-from rag.explain import format_trace, trace
-from rag.llm import chat_generator
-from rag.runs import RunStore, compare, format_comparison
+from rag.answer.explain import format_trace, trace
+from rag.answer.llm import chat_generator
+from rag.answer.pipeline import build_pipeline
+from rag.quality.evaluate import QuestionResult
+from rag.quality.runs import RunStore, compare, format_comparison
 
 
 def ask(indexed, question: str, reply: str):
@@ -56,8 +56,8 @@ def test_compare_says_why_a_question_flipped(tmp_path, indexed):
 def test_a_readers_thumbs_down_can_be_explained_by_staff(tmp_path, indexed):
     from pydantic import SecretStr
 
-    from rag.feedback import FeedbackStore
-    from rag.staff import Staff
+    from rag.web.feedback import FeedbackStore
+    from rag.web.staff import Staff
 
     settings = indexed.settings.model_copy(update={"staff_password": SecretStr("a long staff password")})
     indexed.settings = settings

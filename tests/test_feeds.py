@@ -8,8 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from rag.components import Components
-from rag.feeds import SourceLog, is_feed, read_feed
-from rag.index import list_articles, open_record_manager, run_indexing
+from rag.ingest.feeds import SourceLog, is_feed, read_feed
+from rag.ingest.index import list_articles, open_record_manager, run_indexing
 
 ARTICLE = """<!doctype html><html><head><title>{title}</title>
 <meta property="article:published_time" content="{date}"></head>
@@ -110,7 +110,7 @@ def test_feeds_are_recognised_by_type_or_root_and_parsed_without_fetching():
 
 
 def test_the_admin_lists_the_feed_and_checks_it_again(news_site, settings, embedding_model):
-    from rag.admin import Admin, AdminError
+    from rag.web.admin import Admin, AdminError
 
     base, requests, _state = news_site
     password = "a long admin password"
@@ -127,8 +127,8 @@ def test_the_admin_lists_the_feed_and_checks_it_again(news_site, settings, embed
 
 
 def test_a_url_list_may_name_feeds(news_site, tmp_path):
-    from rag.fetch import Fetcher
-    from rag.load import load_sources
+    from rag.ingest.fetch import Fetcher
+    from rag.ingest.load import load_sources
 
     base, _requests, _state = news_site
     listing = tmp_path / "reading.urls"
@@ -145,8 +145,8 @@ def test_a_feed_has_one_deadline_for_all_its_pages_and_a_cap_on_pages_per_run():
     its pages share one deadline, and at most so many pages are fetched per run (the rest next run)."""
     import time
 
-    from rag.fetch import Fetcher
-    from rag.load import FeedLimits, load_sources
+    from rag.ingest.fetch import Fetcher
+    from rag.ingest.load import FeedLimits, load_sources
 
     served: list[str] = []
 

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag.fetch import Fetcher
-from rag.load import LoadError
+from rag.ingest.fetch import Fetcher
+from rag.ingest.formats import LoadError
 
 ARTICLE = (b"<html><head><title>Harbour News</title></head><body><article><h1>Harbour News</h1>"
            b"<p>The harbour master reported that 212 vessels docked in March, a record for the port.</p>"
@@ -116,7 +116,7 @@ def test_pages_over_the_size_cap_are_refused_even_without_a_length_header(server
 
 def test_indexing_a_url_that_redirects_inside_indexes_nothing_from_inside(server, settings, embedding_model):
     from rag.components import Components
-    from rag.index import list_articles, run_indexing
+    from rag.ingest.index import list_articles, run_indexing
 
     parts = Components(settings.model_copy(update={"fetch_allow_hosts": "localhost"}), embedding_model=embedding_model)
     summary = run_indexing(parts, [f"http://localhost:{server}/article", f"http://localhost:{server}/to/inside"])
@@ -132,7 +132,7 @@ def test_the_connection_goes_to_the_address_that_was_checked_when_dns_answers_ch
     127.0.0.1 is "inside". The fetch must reach the address it checked, never the second answer."""
     import socket
 
-    import rag.fetch
+    import rag.ingest.fetch
 
     inside = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     port = inside.server_address[1]
@@ -161,7 +161,7 @@ def test_the_connection_goes_to_the_address_that_was_checked_when_dns_answers_ch
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, args[0] if args else port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    monkeypatch.setattr(rag.fetch, "is_public", lambda address: address == "127.0.0.2")
+    monkeypatch.setattr(rag.ingest.fetch, "is_public", lambda address: address == "127.0.0.2")
     try:
         body, _ = Fetcher()(f"http://news.rebind.test:{port}/article")
         assert b"212 vessels" in body and b"swordfish" not in body

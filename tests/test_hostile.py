@@ -6,9 +6,9 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from pydantic import SecretStr
 
-from rag.admin import Admin, AdminError
-from rag.answer import QuestionError, build_pipeline, clean_question
-from rag.llm import chat_generator
+from rag.answer.llm import chat_generator
+from rag.answer.pipeline import QuestionError, build_pipeline, clean_question
+from rag.web.admin import Admin, AdminError
 
 
 def test_control_characters_are_removed_from_questions():

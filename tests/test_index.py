@@ -3,10 +3,10 @@
 import pytest
 
 from rag.components import Components
-from rag.embed import EmbeddingModel
-from rag.index import index_articles, list_articles, open_record_manager, remove_articles
-from rag.load import load_paths
-from rag.store import IndexMismatchError, StoreError, open_store
+from rag.ingest.embed import EmbeddingModel
+from rag.ingest.index import index_articles, list_articles, open_record_manager, remove_articles
+from rag.ingest.load import load_paths
+from rag.ingest.store import IndexMismatchError, StoreError, open_store
 
 
 def run_index(parts: Components, corpus_dir, prune: bool = False):
@@ -65,7 +65,7 @@ def test_missing_index_says_how_to_build_it(settings, embedding_model):
 
 
 def test_a_second_indexer_gets_a_clear_message(settings):
-    from rag.index import IndexBusyError, indexer_lock
+    from rag.ingest.index import IndexBusyError, indexer_lock
 
     first = indexer_lock(settings, wait=False)
     try:
@@ -102,7 +102,7 @@ def test_killing_the_indexer_mid_run_then_rerunning_matches_a_fresh_build(tmp_pa
             if "chunks" in line and not line.startswith("embedding and writing: 0"):
                 time.sleep(kill_after)
                 break
-        embedder = psutil.Process(process.pid).children()  # the model's child process (rag.embed.EmbeddingProcess)
+        embedder = psutil.Process(process.pid).children()  # the model's child process (rag.ingest.embed.EmbeddingProcess)
         process.send_signal(signal.SIGKILL)
         process.wait()
         _, alive = psutil.wait_procs(embedder, timeout=60)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.load import LoadError, load_file, load_paths
+from rag.ingest.formats import LoadError
+from rag.ingest.load import load_file, load_paths
 
 from .conftest import REPO
 
@@ -113,7 +114,7 @@ def test_a_bad_file_is_reported_and_the_rest_still_load(tmp_path, corpus_dir):
 
 
 def test_links_that_leave_an_indexed_folder_are_refused_and_links_inside_it_load(tmp_path, corpus_dir):
-    from rag.load import load_sources
+    from rag.ingest.load import load_sources
 
     private = tmp_path / "private"
     private.mkdir()

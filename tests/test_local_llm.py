@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from rag.answer.llm_local import LocalModelError, ModelSpec, ensure_model_file
 from rag.components import Components
-from rag.index import index_articles, open_record_manager
-from rag.llm_local import LocalModelError, ModelSpec, ensure_model_file
-from rag.load import load_paths
+from rag.ingest.index import index_articles, open_record_manager
+from rag.ingest.load import load_paths
 
 from .conftest import REPO, SEED_QUESTIONS
 
@@ -110,7 +110,7 @@ def test_a_tampered_model_file_is_refused(tmp_path):
 def test_assembled_file_with_the_wrong_hash_is_not_loaded(tmp_path, monkeypatch):
     chunk = tmp_path / "part01.bin"
     chunk.write_bytes(b"not the real weights")
-    monkeypatch.setattr("rag.llm_local.part_files", lambda spec: [chunk])
+    monkeypatch.setattr("rag.answer.llm_local.part_files", lambda spec: [chunk])
     spec = ModelSpec("tiny", "tiny.gguf", "x", 1, 20, "0" * 64)
     with pytest.raises(LocalModelError, match="refusing to load"):
         ensure_model_file(spec, tmp_path / "models")
@@ -126,7 +126,7 @@ def test_first_start_assembly_reports_progress_per_part(tmp_path, monkeypatch, c
         chunk.write_bytes(bytes([i]) * 1000)
         chunks.append(chunk)
     whole = b"".join(c.read_bytes() for c in chunks)
-    monkeypatch.setattr("rag.llm_local.part_files", lambda spec: chunks)
+    monkeypatch.setattr("rag.answer.llm_local.part_files", lambda spec: chunks)
     spec = ModelSpec("tiny", "tiny.gguf", "x", 3, len(whole), hashlib.sha256(whole).hexdigest())
 
     path = ensure_model_file(spec, tmp_path / "models")
@@ -179,7 +179,7 @@ The keepers' cottage now houses a small museum of shipwreck finds.
 
 
 def test_fence_breakers_and_chat_control_tokens_in_articles_do_not_steer_the_real_model(tmp_path, embedding_model):
-    from rag.followup import rewrite_question
+    from rag.answer.followup import rewrite_question
 
     parts = local_model_with(tmp_path, embedding_model, {"lighthouse.txt": FENCE_BREAKER})
 

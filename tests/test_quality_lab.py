@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from rag.bench import format_results, run_beir
-from rag.evaluate import QuestionResult, citation_quality
-from rag.report import run_report
-from rag.runs import RunStore, compare
+from rag.quality.bench import format_results, run_beir
+from rag.quality.evaluate import QuestionResult, citation_quality
+from rag.quality.report import run_report
+from rag.quality.runs import RunStore, compare
 from rag.schema import Answer, Citation
 from rag.settings import Settings
 
@@ -78,8 +78,8 @@ def test_eval_cli_stores_runs_lists_and_compares(tmp_path):
 
 
 def test_thumbs_down_feedback_exports_as_a_question_set(tmp_path):
-    from rag.evaluate import load_question_set
-    from rag.feedback import FeedbackStore
+    from rag.quality.evaluate import load_question_set
+    from rag.web.feedback import FeedbackStore
 
     feedback = FeedbackStore(tmp_path / "data" / "app.sqlite")
     answer = Answer(question="Who signed it?", answer="Nobody [1].", refused=False, citations=[], contexts=[],
@@ -114,7 +114,7 @@ def test_beir_benchmark_runs_all_modes_on_a_tiny_dataset(tmp_path, embedding_mod
 def test_optional_judge_is_labelled_model_judged():
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-    from rag.evaluate import judge
+    from rag.quality.evaluate import judge
 
     answered = result("q1", True)
     answered.contexts = [{"text": "The council cut tolls by 40 percent."}]
@@ -124,7 +124,7 @@ def test_optional_judge_is_labelled_model_judged():
 
 
 def test_html_report_shows_the_failure_kinds_and_the_trust_score(tmp_path):
-    from rag.evaluate import failure_kind, summarize
+    from rag.quality.evaluate import failure_kind, summarize
 
     results = [result("q1", True), result("q2", False, rank=2), result("q3", False, refused=True, rank=1),
                result("q4", None, refused=False, rank=None, answerable=False)]

@@ -2,7 +2,7 @@
 
 40,000 chunks — beyond SQLite's 32,766 variables per statement, where the in-memory BM25 that
 read the whole collection in one ``get()`` stopped answering — indexed by ``index_articles``
-with stand-in vectors (``rag.synthetic``), then asked in hybrid mode, with and without a filter.
+with stand-in vectors (``rag.quality.synthetic``), then asked in hybrid mode, with and without a filter.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ SCIFACT = SHARED / "datasets" / "scifact"
 
 @pytest.mark.skipif(not SCIFACT.exists(), reason="needs ../shared/datasets/scifact")
 def test_hybrid_answers_over_40k_chunks(tmp_path, embedding_model):
+    from rag.answer.retrieve import Filters
     from rag.components import Components
-    from rag.index import index_articles, open_record_manager
-    from rag.retrieve import Filters
+    from rag.ingest.index import index_articles, open_record_manager
+    from rag.quality.synthetic import StandInEmbeddings, scifact_texts, synthetic_articles
     from rag.settings import Settings
-    from rag.synthetic import StandInEmbeddings, scifact_texts, synthetic_articles
 
     settings = Settings(data_dir=tmp_path / "data", llm="extractive", _env_file=None)
     parts = Components(settings, embedding_model=embedding_model)
@@ -49,7 +49,7 @@ def test_hybrid_answers_over_40k_chunks(tmp_path, embedding_model):
 def test_a_server_record_database_keeps_dense_retrieval_and_says_what_hybrid_needs():
     from types import SimpleNamespace
 
-    from rag.lexical import LexicalIndexError, NoLexicalIndex, open_lexical_index
+    from rag.ingest.lexical import LexicalIndexError, NoLexicalIndex, open_lexical_index
 
     lexical = open_lexical_index(SimpleNamespace(dialect=SimpleNamespace(name="postgresql")), "chroma/articles")
     assert isinstance(lexical, NoLexicalIndex)

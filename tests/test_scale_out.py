@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from rag.answer.llm import make_generator
+from rag.answer.llm_local import ensure_model_file, model_spec, start_server
 from rag.components import Components
-from rag.index import index_articles, open_record_manager
-from rag.llm import make_generator
-from rag.llm_local import ensure_model_file, model_spec, start_server
-from rag.load import load_paths
+from rag.ingest.index import index_articles, open_record_manager
+from rag.ingest.load import load_paths
 from rag.settings import Settings
 
 from .conftest import REPO
@@ -71,7 +71,7 @@ def test_index_and_answer_through_a_chroma_server(chroma_server, tmp_path, embed
 
 
 def test_chroma_server_stopped_and_restarted(tmp_path, embedding_model):
-    from rag.store import StoreError
+    from rag.ingest.store import StoreError
 
     port = free_port()
     server = start_chroma(tmp_path, port)
@@ -147,7 +147,7 @@ def start_token_proxy(folder: Path, upstream: int, token: str) -> tuple[subproce
 
 
 def test_a_token_protected_chroma_server(chroma_server, tmp_path, embedding_model):
-    from rag.store import StoreError
+    from rag.ingest.store import StoreError
 
     proxy, port = start_token_proxy(tmp_path, chroma_server, token="s3cret-token")
     try:
@@ -284,7 +284,7 @@ def test_indexing_and_questions_through_a_real_embeddings_server(tmp_path, corpu
         metadata = parts.store()._collection.metadata
         assert metadata["embed_model"] == "qwen2.5-coder-0.5b" and metadata["embed_dim"] == 896
 
-        from rag.store import IndexMismatchError
+        from rag.ingest.store import IndexMismatchError
 
         local = Components(Settings(data_dir=tmp_path / "data", llm="extractive", _env_file=None))
         with pytest.raises(IndexMismatchError, match="qwen2.5-coder-0.5b"):
@@ -295,7 +295,7 @@ def test_indexing_and_questions_through_a_real_embeddings_server(tmp_path, corpu
 
 
 def test_an_embeddings_server_that_is_down_is_a_clear_error(tmp_path):
-    from rag.embed import EmbeddingModelError
+    from rag.ingest.embed import EmbeddingModelError
 
     port = free_port()
     settings = Settings(data_dir=tmp_path / "data", embed_base_url=f"http://user:secret@127.0.0.1:{port}/v1",

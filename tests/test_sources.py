@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from rag.fetch import Fetcher
-from rag.load import load_sources, url_doc_id
+from rag.ingest.fetch import Fetcher
+from rag.ingest.load import load_sources, url_doc_id
 
 LOOPBACK = Fetcher(allow_hosts=("127.0.0.1",))  # the test server, allowed as an operator would
 

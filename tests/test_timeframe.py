@@ -1,13 +1,13 @@
-"""Periods named in a question become the date filter (rag.timeframe), over a real Chroma index."""
+"""Periods named in a question become the date filter (rag.answer.timeframe), over a real Chroma index."""
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.answer import Final, Restart, Sources, build_pipeline
-from rag.llm import Generator, chat_generator
-from rag.retrieve import Filters
+from rag.answer.llm import Generator, chat_generator
+from rag.answer.pipeline import Final, Restart, Sources, build_pipeline
+from rag.answer.retrieve import Filters
+from rag.answer.timeframe import newest_first, timeframe_of
 from rag.schema import Passage
-from rag.timeframe import newest_first, timeframe_of
 
 
 def fake_generator(*replies: str) -> Generator:
@@ -81,8 +81,8 @@ def test_when_nothing_in_the_period_answers_all_articles_are_searched_and_the_an
 
 
 def reindex(indexed, corpus_dir):
-    from rag.index import index_articles, open_record_manager
-    from rag.load import load_paths
+    from rag.ingest.index import index_articles, open_record_manager
+    from rag.ingest.load import load_paths
 
     index_articles(load_paths([corpus_dir]).articles, store=indexed.store(), chunker=indexed.chunker,
                    record_manager=open_record_manager(indexed.settings))

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from rag.components import Components
-from rag.index import list_articles
+from rag.ingest.index import list_articles
 
 from .conftest import REPO
 

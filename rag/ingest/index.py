@@ -1,0 +1,385 @@
+"""Indexing: load → chunk → embed/store, incrementally, through LangChain's indexing API.
+
+``langchain_core.indexing.index`` with a persistent ``SQLRecordManager`` (from langchain-classic)
+keeps a record of every chunk written, keyed by its stable ``chunk_id``: unchanged chunks are
+skipped without re-embedding, the old chunks of a changed article are removed (cleanup by
+``doc_id``), and with ``prune`` the articles whose files are gone are removed as well.
+
+Every chunk written to or deleted from Chroma is written to or deleted from the lexical index
+(``rag.ingest.lexical``, SQLite FTS5 beside the records) in the same call, so readers search it at once.
+After a write the collection's ``generation`` number is bumped; readers of an embedded Chroma
+reopen it when they see a new one (``rag.ingest.store.LiveStore``) — no restart needed.
+Only one indexer may run per index at a time (a file lock under ``RAG_DATA_DIR``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from filelock import FileLock, Timeout
+from langchain_classic.indexes import SQLRecordManager
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.indexing import index as langchain_index
+from sqlalchemy import text
+
+from rag.ingest.chunk import Chunker
+from rag.ingest.embed import EmbeddingPrefetcher
+from rag.ingest.feeds import SourceLog
+from rag.ingest.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index, sqlite_engine
+from rag.redact import redact_text
+from rag.schema import Article
+from rag.settings import Settings
+
+if TYPE_CHECKING:  # chromadb is imported when a store is opened, not by importing this module
+    from langchain_chroma import Chroma
+
+
+class IndexBusyError(Exception):
+    pass
+
+
+class DiskFullError(Exception):
+    pass
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        if "disk is full" in str(exc).lower() or "no space left" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@dataclass
+class IndexSummary:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+                f"{len(self.removed)} removed, {len(self.failed)} failed "
+                f"({self.chunks_written} chunks written, {self.chunks_deleted} deleted) in {self.seconds:.1f} s")
+
+
+def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild: bool = False, wait: bool = False,
+                 progress=None, load_progress=None, report: Callable[[str], None] = lambda message: None,
+                 embeddings: Embeddings | None = None, log_sources: bool = True,
+                 within: list[Path] | None = None) -> IndexSummary:
+    """What `python -m rag index` and the admin tab both do: lock, load, index, report.
+
+    ``components`` is a ``rag.components.Components``; ``embeddings`` replaces its embedding model
+    for computing vectors (the CLI passes an ``EmbeddingProcess``). With ``prune``, articles missing from
+    ``sources`` are removed — unless some source failed to load, since a page that is down
+    must not count as deleted. ``within``: folders every file must lie inside (the watcher's).
+    """
+    from rag.ingest.fetch import Fetcher
+    from rag.ingest.load import FeedLimits, load_sources
+
+    settings = components.settings
+    with indexer_lock(settings, wait=wait):
+        started = time.perf_counter()
+        if rebuild:
+            from rag.ingest.store import delete_collection
+
+            delete_collection(settings, components.client)
+            components.forget_store()
+            forget_all_records(open_record_manager(settings))
+        record_manager = open_record_manager(settings)
+        log = SourceLog(record_manager.engine, record_manager.namespace)
+        # A feed entry is skipped unfetched if it is unchanged and its article is still indexed.
+        loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress,
+                              skip_entry=lambda entry, doc_id: log.indexed_unchanged(entry) == doc_id
+                              and bool(record_manager.list_keys(group_ids=[doc_id], limit=1)), within=within,
+                              feed_limits=FeedLimits(settings.feed_timeout_s, settings.feed_max_pages))
+        for source, reason in loaded.failures:
+            report(f"skipped {source}: {reason}")
+        if prune and loaded.failures:
+            report("not pruning: some sources failed to load; fix them and run again")
+        try:
+            summary = index_articles(loaded.articles, store=lambda: components.store(create=True),
+                                     embeddings=embeddings or components.embedding_model,
+                                     record_manager=record_manager, chunker=components.chunker,
+                                     prune=prune and not loaded.failures, progress=progress, keep=loaded.kept)
+        except Exception as exc:
+            if _is_disk_full(exc):
+                raise DiskFullError(
+                    f"the disk holding {settings.data_dir} is full. Free some space and run the same command "
+                    "again: what was indexed before is intact, and the run resumes where it stopped") from exc
+            raise
+        log.remember(loaded.feed_entries)  # only now: a failed write is retried next time
+        log.remember_files({a.path: a.doc_id for a in loaded.articles if a.path})
+        summary.failed = loaded.failures
+        summary.seconds = time.perf_counter() - started
+        for source in sources if log_sources else ():  # the Admin tab's list of sources
+            log.checked(redact_text(source), source_kind(source, loaded.feeds), summary.line())
+    return summary
+
+
+def source_kind(source: str, feeds: list[str]) -> str:
+    if source in feeds:
+        return "feed"
+    if source.startswith(("http://", "https://")):
+        return "web page"
+    return "folder" if Path(source).is_dir() else "file"
+
+
+def open_record_manager(settings: Settings) -> SQLRecordManager:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    manager = SQLRecordManager(namespace=f"chroma/{settings.collection}", engine=sqlite_engine(settings.record_db_url))
+    manager.create_schema()
+    return manager
+
+
+def lexical_index_of(record_manager: SQLRecordManager) -> LexicalIndex | NoLexicalIndex:
+    """The lexical index lives beside the records, in the same database (``rag.ingest.lexical``)."""
+    return open_lexical_index(record_manager.engine, record_manager.namespace)
+
+
+def backfill_lexical(store: Chroma, lexical: LexicalIndex | NoLexicalIndex, page: int = 5000) -> None:
+    """Fill an empty lexical index from the collection, a page at a time."""
+    offset = 0
+    while True:
+        batch = store.get(include=["documents", "metadatas"], limit=page, offset=offset)
+        lexical.add(batch["ids"], batch["documents"], batch["metadatas"])
+        if len(batch["ids"]) < page:
+            return
+        offset += page
+
+
+def forget_all_records(record_manager: SQLRecordManager) -> None:
+    """Empty the record manager's namespace (for ``--rebuild``: the collection is gone too)."""
+    lexical_index_of(record_manager).clear()
+    keys = record_manager.list_keys()
+    for start in range(0, len(keys), 5000):  # SQLite caps the parameters of one statement
+        record_manager.delete_keys(keys[start:start + 5000])
+    fingerprints = Fingerprints(record_manager)
+    fingerprints.forget(list(fingerprints.all()))
+
+
+def indexer_lock(settings: Settings, *, wait: bool) -> FileLock:
+    """Acquire the one-indexer-per-index lock, or raise ``IndexBusyError`` (unless ``wait``)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.data_dir / "index.lock"))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout as exc:
+        raise IndexBusyError(
+            "another indexer is running on this index; wait for it, or pass --wait to queue behind it"
+        ) from exc
+    return lock
+
+
+def index_articles(
+    articles: list[Article],
+    *,
+    store: Chroma | Callable[[], Chroma],
+    record_manager: SQLRecordManager,
+    embeddings: Embeddings | None = None,
+    chunker: Chunker,
+    prune: bool = False,
+    progress: Callable[[Iterable[Document], int], Iterable[Document]] | None = None,
+    batch_size: int = 256,
+    keep: Iterable[str] = (),
+) -> IndexSummary:
+    """Write ``articles`` into the store; with ``prune``, remove every article not among them or
+    ``keep`` (feed entries skipped unfetched as unchanged: they are still wanted).
+
+    An article whose fingerprint (its cleaned content, metadata and the chunker's settings)
+    matches the one recorded at its last successful indexing is skipped before chunking. All
+    others go through LangChain's ``index()``, which writes only chunks it has no record of and
+    removes the article's chunks that are no longer produced. The chunks it will have to embed
+    are handed to an ``EmbeddingPrefetcher`` as soon as they are cut, so the model computes while
+    this thread chunks the remaining articles and writes (indexing then runs at ~the model's speed).
+
+    ``store`` may be a function that opens it: it is called only once there is something to write
+    or remove, after the model has started computing. ``embeddings`` defaults to the store's.
+    """
+    started = time.perf_counter()
+    opened: list[Chroma] = []
+
+    def the_store() -> Chroma:
+        if not opened:
+            opened.append(store() if callable(store) else store)
+        return opened[0]
+
+    summary = IndexSummary()
+    lexical = lexical_index_of(record_manager)
+    if lexical.size() == 0 and record_manager.list_keys(limit=1):  # an index built before the lexical table
+        backfill_lexical(the_store(), lexical)
+    fingerprints = Fingerprints(record_manager)
+    known = fingerprints.all()
+    todo: dict[str, tuple[str, list[Document]]] = {}
+    prefetcher: EmbeddingPrefetcher | None = None
+    try:
+        for article in articles:
+            fingerprint = article_fingerprint(article, chunker)
+            if known.get(article.doc_id) == fingerprint:
+                summary.unchanged.append(article.doc_id)
+                continue
+            chunks = chunker.split(article)
+            new_keys = {d.metadata["chunk_id"] for d in chunks}
+            old_keys = set(record_manager.list_keys(group_ids=[article.doc_id]))
+            bucket = summary.added if not old_keys else summary.unchanged if old_keys == new_keys else summary.updated
+            bucket.append(article.doc_id)
+            todo[article.doc_id] = (fingerprint, chunks)
+            # Embed what index() will write ahead of it, while the rest is chunked and written.
+            new_texts = [d.page_content for d in chunks if d.metadata["chunk_id"] not in old_keys]
+            if new_texts and prefetcher is None:
+                prefetcher = EmbeddingPrefetcher(embeddings or the_store().embeddings, group_size=batch_size)
+                prefetcher.submit(new_texts)
+                if getattr(prefetcher.model, "runs_in_this_process", True):
+                    prefetcher.wait_until_running()
+            elif new_texts:
+                prefetcher.submit(new_texts)
+
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        docs = [doc for _, chunks in todo.values() for doc in chunks]
+        for doc in docs:
+            doc.metadata["indexed_at"] = stamp
+        if docs:
+            from rag.ingest.store import writer_for  # chromadb is imported only when there is something to write
+
+            stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
+            result = langchain_index(stream, record_manager, writer_for(the_store(), lexical, prefetcher),
+                                     cleanup="incremental", source_id_key="doc_id", key_encoder=_chunk_key,
+                                     batch_size=batch_size)
+            summary.chunks_written = result["num_added"] + result["num_updated"]
+            summary.chunks_deleted = result["num_deleted"]
+            for doc_id in todo:  # rows a crashed run may have left beside what is recorded now
+                lexical.keep_only(doc_id, set(record_manager.list_keys(group_ids=[doc_id])))
+            fingerprints.save({doc_id: fingerprint for doc_id, (fingerprint, _) in todo.items()})
+    finally:
+        if prefetcher:
+            prefetcher.close()
+    summary.unchanged.extend(keep)
+    if prune:
+        wanted = {a.doc_id for a in articles} | set(keep)
+        gone = sorted((set(indexed_doc_ids(record_manager)) | set(known)) - wanted)
+        removed = remove_articles(gone, store=the_store(), record_manager=record_manager) if gone else {}
+        summary.removed = gone
+        summary.chunks_deleted += sum(removed.values())
+    if summary.chunks_written or summary.chunks_deleted:
+        bump_generation(the_store())
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def article_fingerprint(article: Article, chunker: Chunker) -> str:
+    content = json.dumps([article.doc_id, article.title, article.text, article.date, article.author,
+                          article.source, article.headings, chunker.signature], ensure_ascii=False)
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+class Fingerprints:
+    """doc_id -> fingerprint of what was last indexed successfully, beside the record manager."""
+
+    def __init__(self, record_manager: SQLRecordManager) -> None:
+        self.engine = record_manager.engine
+        self.namespace = record_manager.namespace
+        with self.engine.begin() as connection:
+            connection.execute(text(
+                "CREATE TABLE IF NOT EXISTS article_fingerprints (namespace VARCHAR(255), doc_id VARCHAR(255), "
+                "fingerprint VARCHAR(64), PRIMARY KEY (namespace, doc_id))"))
+
+    def all(self) -> dict[str, str]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(text(
+                "SELECT doc_id, fingerprint FROM article_fingerprints WHERE namespace = :ns"), {"ns": self.namespace})
+            return dict(rows.fetchall())
+
+    def save(self, fingerprints: dict[str, str]) -> None:
+        with self.engine.begin() as connection:  # delete + insert: portable across SQL databases
+            self._delete(connection, list(fingerprints))
+            for doc_id, fingerprint in fingerprints.items():
+                connection.execute(text("INSERT INTO article_fingerprints VALUES (:ns, :doc_id, :fingerprint)"),
+                                   {"ns": self.namespace, "doc_id": doc_id, "fingerprint": fingerprint})
+
+    def forget(self, doc_ids: list[str]) -> None:
+        with self.engine.begin() as connection:
+            self._delete(connection, doc_ids)
+
+    def _delete(self, connection, doc_ids: list[str]) -> None:
+        for doc_id in doc_ids:
+            connection.execute(text("DELETE FROM article_fingerprints WHERE namespace = :ns AND doc_id = :doc_id"),
+                               {"ns": self.namespace, "doc_id": doc_id})
+
+
+def remove_articles(doc_ids: list[str], *, store: Chroma, record_manager: SQLRecordManager) -> dict[str, int]:
+    """Delete every chunk of each article; returns chunks removed per doc id (0 = was not indexed)."""
+    lexical_index_of(record_manager).delete_articles(doc_ids)
+    removed: dict[str, int] = {}
+    for doc_id in doc_ids:
+        keys = record_manager.list_keys(group_ids=[doc_id])
+        # Also sweep the store itself, so chunks written before a crash (not yet recorded) go too.
+        stored = store.get(where={"doc_id": doc_id}, include=[])["ids"]
+        ids = sorted(set(keys) | set(stored))
+        if ids:
+            store.delete(ids=ids)
+            record_manager.delete_keys(keys)
+        removed[doc_id] = len(ids)
+    Fingerprints(record_manager).forget(doc_ids)
+    if any(removed.values()):
+        bump_generation(store)
+    return removed
+
+
+def indexed_doc_ids(record_manager: SQLRecordManager) -> list[str]:
+    with record_manager._make_session() as session:  # the manager has no public "list groups"
+        from langchain_classic.indexes._sql_record_manager import UpsertionRecord
+
+        rows = session.query(UpsertionRecord.group_id).filter(
+            UpsertionRecord.namespace == record_manager.namespace).distinct()
+        return sorted(r[0] for r in rows if r[0])
+
+
+def list_articles(store: Chroma) -> list[dict]:
+    """One row per indexed article: doc_id, title, date, source, chunks, indexed_at."""
+    rows: dict[str, dict] = {}
+    for meta in iter_metadatas(store):
+        row = rows.setdefault(meta["doc_id"], {
+            "doc_id": meta["doc_id"], "title": meta.get("title", ""), "date": meta.get("date", ""),
+            "source": meta.get("source", ""), "chunks": 0, "indexed_at": meta.get("indexed_at", ""),
+        })
+        row["chunks"] += 1
+        row["indexed_at"] = max(row["indexed_at"], meta.get("indexed_at", ""))
+    return sorted(rows.values(), key=lambda r: r["doc_id"])
+
+
+def iter_metadatas(store: Chroma, page: int = 5000) -> Iterator[dict]:
+    offset = 0
+    while True:
+        batch = store.get(include=["metadatas"], limit=page, offset=offset)
+        yield from batch["metadatas"]
+        if len(batch["ids"]) < page:
+            return
+        offset += page
+
+
+def bump_generation(store: Chroma) -> int:
+    collection = store._collection
+    metadata = dict(collection.metadata or {})
+    metadata["generation"] = int(metadata.get("generation", 0)) + 1
+    collection.modify(metadata=metadata)
+    return metadata["generation"]
+
+
+def _chunk_key(doc: Document) -> str:
+    return doc.metadata["chunk_id"]

@@ -1,0 +1,269 @@
+"""The reader's chat: one conversation turn through the pipeline, streamed as the page shows it.
+
+``ChatService`` is what the page calls: it asks the pipeline (``rag.answer.pipeline``), turns its
+events into chat messages and source cards (``rag.web.present``), keeps what a rating needs, and
+writes the conversation's Markdown for download (``Transcripts``). No retrieval or prompting here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import gradio as gr
+
+from rag.answer.followup import rewrite_question
+from rag.answer.pipeline import Final, QuestionError, Restart, Sources, Token, clean_question
+from rag.answer.retrieve import Filters
+from rag.components import Components
+from rag.ingest.formats import normalise_date
+from rag.ingest.index import list_articles
+from rag.ingest.store import StoreError, article_text
+from rag.schema import Answer
+from rag.web.admin import Admin
+from rag.web.feedback import FeedbackStore
+from rag.web.limits import LoginThrottle, RateLimit
+from rag.web.present import answer_html, as_text, draft_html, passage_card, share_query, sources_html, turn_markdown
+from rag.web.staff import Staff
+
+log = logging.getLogger(__name__)
+
+TITLE = "Policy Desk"  # the product's name: the page's heading and each transcript's
+
+
+# Bounds on one reader's session: what the browser holds and re-sends, and what the server keeps.
+MAX_TURNS = 20  # question/answer pairs kept in the chat (older ones scroll away)
+SOURCE_TURNS = 3  # turns whose source cards the sources panel keeps
+REWRITE_TURNS = 2  # plain-text turns the follow-up rewrite reads
+
+
+@dataclass
+class Session:
+    """One reader's conversation: never shared between readers (it lives in ``gr.State``)."""
+
+    history: list[tuple[str, str]] = field(default_factory=list)  # plain text (question, answer)
+    answers: dict[int, dict] = field(default_factory=dict)  # chat message index -> what feedback stores
+    source_turns: list[tuple[str, list[str]]] = field(default_factory=list)
+    turns: int = 0  # questions asked so far: numbers the source cards (#src-turn-n) uniquely
+    last_feedback_id: int | None = None
+    transcript: list[str] = field(default_factory=list)  # each answered turn as Markdown, for download
+    last_timeframe: dict | None = None  # the period the last answer searched (rag.answer.timeframe), if any
+
+    def trim(self, history: list) -> list:
+        """Keep the last MAX_TURNS turns (re-keying the answers to the kept messages)."""
+        drop = max(0, len(history) - 2 * MAX_TURNS)
+        if drop:
+            history = history[drop:]
+            self.answers = {i - drop: a for i, a in self.answers.items() if i >= drop}
+        self.source_turns = self.source_turns[-SOURCE_TURNS:]
+        self.history = self.history[-REWRITE_TURNS:]
+        self.transcript = self.transcript[-MAX_TURNS:]
+        return history
+
+
+class ChatService:
+    """What the UI calls: the pipeline, the feedback store and the corpus listing."""
+
+    def __init__(self, components: Components, feedback: FeedbackStore) -> None:
+        self.components = components
+        self.settings = components.settings
+        self.feedback = feedback
+        self.logins = LoginThrottle()  # wrong admin/staff passwords, per client
+        self.feedback_limit = RateLimit(30, 600, "ratings")  # per client
+        self.upload_limit = RateLimit(20, 600, "uploads")  # per client, before the admin password is known
+        self.admin = Admin(components)
+        self.transcripts = Transcripts()
+        # Question sets: the project's development sets (when ../shared is beside the checkout) and
+        # any set staff drop into RAG_DATA_DIR/question-sets.
+        self.staff = Staff(components, feedback, [Path(__file__).resolve().parents[3] / "shared" / "eval",
+                                                  components.settings.data_dir / "question-sets"])
+
+    @property
+    def pipeline(self):
+        return self.components.pipeline
+
+    def articles(self) -> list[dict]:
+        try:
+            return list_articles(self.components.store())
+        except Exception as exc:  # no index yet: the chat says so on the first question
+            log.warning("cannot list articles: %s", exc)
+            return []
+
+    def example_questions(self, limit: int = 4) -> list[str]:
+        """Derived from what is indexed: the newest articles' titles."""
+        rows = sorted(self.articles(), key=lambda r: r.get("date") or "", reverse=True)[:limit]
+        # Titles come from articles and Gradio renders examples as Markdown: keep only plain words.
+        titles = [re.sub(r"[^\w\s,.;:'’?&%-]+", " ", row["title"][:80]) for row in rows if row.get("title")]
+        return [f"What does “{' '.join(title.split())}” say?" for title in titles]
+
+    def respond(self, message: str, history: list, state: Session, docs, start, end, base_url: str = "",
+                infer_dates: bool | None = None):
+        """One chat turn, streamed: yields (chat messages, sources panel HTML, state, status line).
+        ``base_url``: the app's address as the reader sees it, for links in the downloaded transcript;
+        ``infer_dates=False``: ignore the period the question names (the chip's ✕)."""
+        history = state.trim(list(history or []))
+        state.last_timeframe = None  # the chip belongs to the newest answer only
+        try:
+            question = clean_question(message, self.settings.max_question_chars)  # before any other use
+        except QuestionError as exc:
+            history += [{"role": "user", "content": as_text(str(message)[:200])},
+                        {"role": "assistant", "content": f"<div class='refusal'>{as_text(str(exc))}</div>"}]
+            yield history, gr.skip(), state, ""
+            return
+        history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
+        state.turns += 1
+        turn = state.turns
+        yield history, gr.skip(), state, ""
+        try:
+            filters = make_filters(docs, start, end)
+            standalone = rewrite_question(question, state.history, self.pipeline.generator.chat_model)
+            text, articles, shown = "", {}, False  # articles: doc_id -> article text, fetched once per turn
+            for event in self.pipeline.stream(standalone, filters, infer_dates):
+                if isinstance(event, Sources):
+                    cards = [self.source_card(p, n, turn, cited=False, articles=articles)
+                             for n, p in enumerate(event.passages, 1)]
+                    if shown:  # asked again over all dates: these cards replace the first ones
+                        state.source_turns[-1] = (question, cards)
+                    else:
+                        state.source_turns.append((question, cards))
+                    shown = True
+                    yield history, sources_html(state.source_turns), state, ""
+                elif isinstance(event, Token):
+                    text += event.text
+                    # A draft until the checks have passed: shown as such, and replaced by the checked
+                    # answer or by a refusal naming the closest passages (never left on screen).
+                    history[-1] = {"role": "assistant", "content": draft_html(text)}
+                    yield history, gr.skip(), state, ""
+                elif isinstance(event, Restart):  # nothing in the question's period answered
+                    text = ""
+                    history[-1] = {"role": "assistant", "content": f"<div class='chip-note'>{as_text(event.note)}</div>"}
+                    yield history, gr.skip(), state, ""
+                elif isinstance(event, Final):
+                    answer: Answer = event.answer
+                    answer.question = question
+                    answer.id = answer.id or uuid.uuid4().hex  # what a rating of it is keyed by
+                    if standalone != question:
+                        answer.rewritten_question = standalone
+                    cited = {c.n for c in answer.citations}
+                    state.source_turns[-1] = (question, [
+                        self.source_card(p, n, turn, cited=n in cited, articles=articles)
+                        for n, p in enumerate(answer.contexts, 1)])
+                    link = share_query(question, filters.doc_ids, filters.date_from, filters.date_to,
+                                       all_dates=infer_dates is False)
+                    history[-1] = {"role": "assistant", "content": answer_html(answer, turn, link)}
+                    article_url = (lambda doc_id: f"{base_url}article/{quote(doc_id)}") if base_url else None
+                    state.transcript.append(turn_markdown(answer, turn, article_url))
+                    state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
+                    state.history.append((question, answer.answer))
+                    state.last_timeframe = answer.timeframe
+                    history = state.trim(history)
+                    yield history, sources_html(state.source_turns), state, timing_note(answer)
+        except Exception as exc:
+            history[-1] = {"role": "assistant", "content": f"<div class='refusal'>{as_text(user_message(exc))}</div>"}
+            yield history, sources_html(state.source_turns), state, ""
+
+    def source_card(self, passage, n: int, turn: int, *, cited: bool, articles: dict[str, str]) -> str:
+        if passage.doc_id not in articles:
+            try:
+                articles[passage.doc_id] = article_text(self.components.store(), passage.doc_id)[1]
+            except Exception:  # the article vanished in a concurrent re-index: show the passage alone
+                articles[passage.doc_id] = ""
+        article = articles[passage.doc_id]
+        if article[passage.start:passage.end] != passage.text:
+            article = ""
+        return passage_card(passage, n, turn, cited=cited, article=article)
+
+    def ask_json(self, question: str, doc_ids: list[str] | None = None, date_from: str = "",
+                 date_to: str = "") -> dict:
+        try:
+            filters = make_filters(doc_ids, date_from, date_to)
+            return self.pipeline.ask(question, filters).to_json()
+        except Exception as exc:
+            return {"question": question, "error": user_message(exc)}
+
+
+
+def base_url_of(request: gr.Request | None) -> str:
+    """The app's address as this reader reached it ("http://host:port/"), or "" (API without one)."""
+    try:
+        return str(request.base_url) if request is not None else ""
+    except Exception:  # a request Gradio built without an HTTP request behind it
+        return ""
+
+
+class Transcripts:
+    """Conversations as Markdown files for the download button (Gradio serves a copy from its
+    cache). They live in a folder private to this process (``mkdtemp``: mode 0700, an unpredictable
+    name, so no other local user can plant or read anything in it), each file 0600; files older
+    than ``keep_s`` are deleted as new ones are written, and the folder when the process exits."""
+
+    def __init__(self, keep_s: int = 3600) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="policy-desk-transcripts-"))
+        self.keep_s = keep_s
+        atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
+
+    def write(self, turns: list[str]) -> str:
+        self.prune()
+        name = f"conversation-{time.strftime('%Y-%m-%d-%H%M')}-{uuid.uuid4().hex[:8]}.md"
+        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(f"# {TITLE}: conversation\n\n" + "\n".join(turns))
+        return str(self.folder / name)
+
+    def prune(self) -> None:
+        """Delete old transcripts: regular files directly in the folder only (never through a link)."""
+        cutoff = time.time() - self.keep_s
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    Path(entry.path).unlink(missing_ok=True)
+
+
+def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
+    def day(value: str) -> str:
+        if not value or not value.strip():
+            return ""
+        parsed = normalise_date(value)
+        if not parsed:
+            raise QuestionError(f"“{value}” is not a date; use YYYY-MM-DD")
+        return parsed
+
+    return Filters(doc_ids=tuple(doc_ids or ()), date_from=day(date_from), date_to=day(date_to))
+
+
+def user_message(exc: Exception) -> str:
+    """A readable sentence for the chat: never a traceback, never a secret."""
+    if isinstance(exc, QuestionError):
+        return str(exc)[:500]
+    if isinstance(exc, StoreError):  # its message names paths and hosts: for the log only
+        log.error("the index failed: %s", exc)
+        return exc.reader_message
+    name = type(exc).__name__
+    if "Connection" in name or "Timeout" in name or "APIError" in name:
+        return "The language model is not reachable right now. Please try again in a moment."
+    log.exception("answering failed")
+    return f"Something went wrong while answering ({name}). The error was logged; please try again."
+
+
+
+def timing_note(answer: Answer) -> str:
+    t = answer.timings
+    return (f"<small>{answer.llm} · sources in {t.get('retrieve_ms', 0) / 1000:.2f} s · "
+            f"first words in {t.get('first_token_ms', 0) / 1000:.1f} s · done in {t.get('total_ms', 0) / 1000:.1f} s</small>")
+
+
+def answer_from_json(data: dict) -> Answer:
+    from rag.schema import Citation
+
+    return Answer(question=data["question"], answer=data["answer"], refused=data["refused"],
+                  citations=[Citation(**c) for c in data["citations"]], contexts=[], timings=data["timings"],
+                  llm=data["llm"], id=data.get("id"))
