@@ -1,4 +1,4 @@
-"""The command line: ``python -m rag index | ask | eval | docs | remove``.
+"""The command line: ``python -m rag index | ask | eval | gaps | docs | remove``.
 
 Each command composes the pipeline (``rag.components``) and prints; no retrieval or prompting
 logic lives here. User errors print one line ``error: …`` and exit non-zero, never a traceback.
@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", type=Path)
     export.add_argument("--all", action="store_true", help="include reviewed and thumbs-up items")
     export.set_defaults(handler=cmd_feedback_export)
+
+    gaps = commands.add_parser("gaps", help="what readers asked that the articles could not answer, grouped by meaning")
+    gaps.add_argument("--days", type=int, metavar="N", help="only questions of the last N days")
+    gaps.add_argument("--json", action="store_true", help='print {"groups": [...]} (largest group first)')
+    gaps.add_argument("--export", type=Path, metavar="FILE.jsonl",
+                      help="also write the questions as an evaluation set (answerable: false)")
+    gaps.set_defaults(handler=cmd_gaps)
 
     bench = commands.add_parser("bench", help="retrieval benchmarks")
     bench_kinds = bench.add_subparsers(required=True, metavar="KIND")
@@ -322,6 +329,31 @@ def cmd_feedback_export(args, settings: Settings) -> int:
                            "created_at": row["created_at"]},
             }, ensure_ascii=False) + "\n")
     print(f"wrote {len(rows)} questions to {args.out}")
+    return 0
+
+
+def cmd_gaps(args, settings: Settings) -> int:
+    from rag.quality.gaps import as_question_set, gaps_json, group_questions
+    from rag.web.feedback import UnansweredLog
+
+    if args.days is not None and args.days < 1:
+        raise ValueError("--days takes a number of days, 1 or more")
+    log = UnansweredLog(settings.data_dir / "app.sqlite", settings.question_log_days)
+    gaps = group_questions(log.rows(args.days), components(settings).embedding_model)
+    if args.export:
+        args.export.write_text(as_question_set(gaps), encoding="utf-8")
+    if args.json:
+        print(gaps_json(gaps))
+        return 0
+    if not gaps:
+        print("no unanswered questions kept" + ("" if settings.question_log_days > 0 else
+                                                " (RAG_QUESTION_LOG_DAYS=0 keeps none)"))
+    for gap in gaps:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in gap.refusal_kinds.items())
+        print(f"{gap.count:>4} × {gap.representative}\n       {gap.first_seen[:10]} … {gap.last_seen[:10]} · "
+              f"closest: {gap.closest_article or '–'} · {kinds}")
+    if args.export:
+        print(f"wrote {sum(g.count for g in gaps)} questions to {args.export}")
     return 0
 
 

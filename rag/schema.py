@@ -60,6 +60,14 @@ class Passage:
     shown: str = ""  # what the model was shown of ``text`` (its chosen sentences, rag.answer.context); "" = all
 
 
+# Why an answer is a refusal: the three ways the pipeline says "the articles don't say".
+REFUSAL_KINDS = {
+    "nothing_similar": "nothing similar enough was found",
+    "model_declined": "the model said the articles don't say",
+    "checks_withheld": "the checks withheld the answer",
+}
+
+
 @dataclass
 class Citation:
     n: int
@@ -96,6 +104,7 @@ class Answer:
     # The retrieved candidates in fused order, with each retriever's rank and score: for traces
     # (rag.answer.explain), not part of ``to_json``.
     ranking: list[dict] | None = None
+    refusal_kind: str | None = None  # for a refusal, one of REFUSAL_KINDS
 
     def to_json(self) -> dict:
         return {
@@ -116,6 +125,7 @@ class Answer:
             **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
             **({"filters": self.filters} if self.filters else {}),
             **({"timeframe": self.timeframe} if self.timeframe else {}),
+            **({"refusal_kind": self.refusal_kind} if self.refused and self.refusal_kind else {}),
         }
 
 

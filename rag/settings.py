@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(None, description="Enables the Admin tab (and its API) when set.")
     max_upload_mb: int = Field(20, description="Largest file the Admin tab accepts.")
     staff_password: SecretStr | None = Field(None, description="Enables the Evaluate tab (and its API) when set.")
+    question_log_days: int = Field(
+        90, description="Days the web chat and /ask keep the questions they could not answer (for staff: `rag gaps`, "
+        "the Evaluate tab); 0 keeps none.")
     trusted_proxies: str = Field(
         "", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the "
         "client (per-client limits count against it); unset: the connecting address counts, the header is ignored.")

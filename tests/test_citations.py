@@ -237,3 +237,11 @@ def test_which_program_needs_a_name_the_question_does_not_give():
                                     "AI-based tools into classrooms.", passages, {}, "fake")
     right = finalize(question, "Through 4-H and the Cooperative Extension System.", passages, {}, "fake")
     assert off_target.refused and not right.refused
+
+
+def test_a_refusal_says_whether_the_model_declined_or_the_checks_withheld_its_answer():
+    declined = finalize(QUESTION, "The articles don't say.", PASSAGES, {}, "fake")
+    withheld = finalize(QUESTION, "Tolls were cut by 75 percent in 1999.", PASSAGES, {}, "fake")
+    kept = finalize(QUESTION, "Tolls for fishing boats were cut by 40 percent.", PASSAGES, {}, "fake")
+    assert (declined.refusal_kind, withheld.refusal_kind) == ("model_declined", "checks_withheld")
+    assert declined.to_json()["refusal_kind"] == "model_declined" and "refusal_kind" not in kept.to_json()

@@ -156,7 +156,7 @@ class Pipeline:
         timings = {"retrieve_ms": retrieve_ms}
         if not self.relevant_enough(passages):
             timings["first_token_ms"] = timings["total_ms"] = (time.perf_counter() - started) * 1000
-            refused = refusal(question, passages, timings, self.generator.name)
+            refused = refusal(question, passages, timings, self.generator.name, kind="nothing_similar")
             refused.ranking, refused.filters = ranking, filters.to_json()
             yield Final(refused)
             return
@@ -199,7 +199,7 @@ class Pipeline:
         if p_refuse is None:
             return answer
         if not answer.refused and p_refuse >= self.settings.refuse_above:
-            guessed = refusal(question, passages, answer.timings, answer.llm, answer.model_output)
+            guessed = refusal(question, passages, answer.timings, answer.llm, answer.model_output, kind="checks_withheld")
             guessed.refusal_probability = p_refuse
             return guessed
         start = answering_start(usage.first_steps)
@@ -248,15 +248,16 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
     """Turn the model's reply into an Answer with verified citations, or a refusal."""
     sentences = check_answer(text, passages, question)
     if not sentences or is_refusal(sentences[0].text):
-        return refusal(question, passages, timings, llm, text)
+        return refusal(question, passages, timings, llm, text, kind="model_declined")
     kept = [s for s in sentences if s.supported and not is_refusal(s.text)]
     if not kept:
-        return refusal(question, passages, timings, llm, text)
+        declined = all(is_refusal(s.text) for s in sentences)
+        return refusal(question, passages, timings, llm, text, kind="model_declined" if declined else "checks_withheld")
     # Off-target: a "when" question answered without a date, "which agency" without a name, …
     kept_text = " ".join(s.text for s in kept)
     if not all(answers_kind(kind, kept_text, question) for kind in expected_kinds(question)) \
             or not answers_every_part(question, kept_text):
-        return refusal(question, passages, timings, llm, text)
+        return refusal(question, passages, timings, llm, text, kind="checks_withheld")
     parts, cited = [], []
     for sentence in kept:
         markers = "".join(f"[{n}]" for n in sentence.cites)
@@ -264,7 +265,7 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
         cited.extend(n for n in sentence.cites if n not in cited)
     # "How many comments on the 2017 proposal?" answered from passages that never say 2017.
     if not holds_question_years(question, passages, [passages[n - 1] for n in cited]):
-        return refusal(question, passages, timings, llm, text)
+        return refusal(question, passages, timings, llm, text, kind="checks_withheld")
     citations = [
         Citation(n=n, doc_id=passages[n - 1].doc_id, title=passages[n - 1].title, chunk_id=passages[n - 1].chunk_id,
                  text=passages[n - 1].text, start=passages[n - 1].start, end=passages[n - 1].end)
@@ -274,9 +275,11 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
                   contexts=passages, timings=timings, llm=llm, model_output=text)
 
 
-def refusal(question: str, passages: list[Passage], timings: dict, llm: str, model_output: str | None = None) -> Answer:
+def refusal(question: str, passages: list[Passage], timings: dict, llm: str, model_output: str | None = None,
+            kind: str = "model_declined") -> Answer:
+    """The answer "The articles don't say.", with the closest passages and why (``REFUSAL_KINDS``)."""
     return Answer(question=question, answer=REFUSAL, refused=True, citations=[], contexts=passages,
-                  timings=timings, llm=llm, model_output=model_output)
+                  timings=timings, llm=llm, model_output=model_output, refusal_kind=kind)
 
 
 def build_pipeline(settings: Settings, retriever: HybridRetriever, generator: Generator | None = None,

@@ -30,7 +30,7 @@ from rag.ingest.index import list_articles
 from rag.ingest.store import StoreError, article_text
 from rag.schema import Answer
 from rag.web.admin import Admin
-from rag.web.feedback import FeedbackStore
+from rag.web.feedback import FeedbackStore, UnansweredLog
 from rag.web.limits import LoginThrottle, RateLimit
 from rag.web.present import answer_html, as_text, draft_html, passage_card, share_query, sources_html, turn_markdown
 from rag.web.staff import Staff
@@ -73,10 +73,12 @@ class Session:
 class ChatService:
     """What the UI calls: the pipeline, the feedback store and the corpus listing."""
 
-    def __init__(self, components: Components, feedback: FeedbackStore) -> None:
+    def __init__(self, components: Components, feedback: FeedbackStore, unanswered: UnansweredLog | None = None) -> None:
         self.components = components
         self.settings = components.settings
         self.feedback = feedback
+        # Refused questions, for staff (rag.quality.gaps); in the feedback database.
+        self.unanswered = unanswered or UnansweredLog(feedback.path, self.settings.question_log_days)
         self.logins = LoginThrottle()  # wrong admin/staff passwords, per client
         self.feedback_limit = RateLimit(30, 600, "ratings")  # per client
         self.upload_limit = RateLimit(20, 600, "uploads")  # per client, before the admin password is known
@@ -85,7 +87,7 @@ class ChatService:
         # Question sets: the project's development sets (when ../shared is beside the checkout) and
         # any set staff drop into RAG_DATA_DIR/question-sets.
         self.staff = Staff(components, feedback, [Path(__file__).resolve().parents[3] / "shared" / "eval",
-                                                  components.settings.data_dir / "question-sets"])
+                                                  components.settings.data_dir / "question-sets"], self.unanswered)
 
     @property
     def pipeline(self):
@@ -165,6 +167,7 @@ class ChatService:
                     state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
                     state.history.append((question, answer.answer))
                     state.last_timeframe = answer.timeframe
+                    self.unanswered.record(answer)
                     history = state.trim(history)
                     yield history, sources_html(state.source_turns), state, timing_note(answer)
         except Exception as exc:
@@ -186,7 +189,9 @@ class ChatService:
                  date_to: str = "") -> dict:
         try:
             filters = make_filters(doc_ids, date_from, date_to)
-            return self.pipeline.ask(question, filters).to_json()
+            answer = self.pipeline.ask(question, filters)
+            self.unanswered.record(answer)
+            return answer.to_json()
         except Exception as exc:
             return {"question": question, "error": user_message(exc)}
 

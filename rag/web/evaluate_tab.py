@@ -58,6 +58,19 @@ def build_evaluate_tab(staff: Staff, throttle: LoginThrottle) -> None:
             reviewed_button = gr.Button("Mark reviewed", elem_id="feedback-reviewed")
             explain_feedback = gr.Button("Explain (ask again with the trace)", elem_id="feedback-explain")
 
+        gr.Markdown("### Unanswered questions: what readers asked that the articles could not answer, by meaning")
+        with gr.Row():
+            gaps_button = gr.Button("Show unanswered questions", elem_id="gaps-show")
+            gaps_export = gr.Button("Export as question set", elem_id="gaps-export")
+        gaps_table = gr.Dataframe(headers=["id", "questions", "representative question", "first asked", "last asked",
+                                           "closest article", "refused because"],
+                                  interactive=False, wrap=True, elem_id="gaps-table")
+        gaps_chart = gr.HTML(elem_id="gaps-chart")
+        gaps_file = gr.File(label="Question set (JSONL, answerable: false)", interactive=False, elem_id="gaps-file")
+        with gr.Row():
+            gap_id = gr.Number(precision=0, label="Group id (first column)", elem_id="gaps-id")
+            gap_dismiss = gr.Button("Dismiss group", elem_id="gaps-dismiss")
+
         def do_run(pw, chosen, llm, retrieval, k, progress=gr.Progress()):
             overrides = {"llm": llm or None, "retrieval_mode": retrieval or None, "top_k": int(k) if k else None}
             run_id, html_report = staff.run(pw, chosen, overrides,
@@ -83,3 +96,13 @@ def build_evaluate_tab(staff: Staff, throttle: LoginThrottle) -> None:
                            api_name="eval_explain")
         explain_feedback.click(guarded(staff.explain_feedback), [password, reviewed_id], trace_text,
                                api_name="feedback_explain")
+        gaps_button.click(guarded(staff.gaps_view), [password], [gaps_table, gaps_chart], api_name="gaps_list")
+        gaps_export.click(guarded(staff.gaps_export), [password], gaps_file, api_name="gaps_export")
+
+        def do_dismiss(pw, group_id):
+            if group_id is None:
+                raise ValueError("give a group's id (the first column)")
+            staff.dismiss_gap(pw, group_id)
+            return staff.gaps_view(pw)
+
+        gap_dismiss.click(guarded(do_dismiss), [password, gap_id], [gaps_table, gaps_chart], api_name="gaps_dismiss")

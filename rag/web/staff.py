@@ -9,7 +9,7 @@ from rag.quality import evaluate
 from rag.quality.report import comparison_report, run_report
 from rag.quality.runs import RunStore, compare
 from rag.web.admin import WrongPassword, check_password, password_set
-from rag.web.feedback import FeedbackStore
+from rag.web.feedback import FeedbackStore, UnansweredLog
 
 
 class StaffError(Exception):
@@ -21,10 +21,12 @@ class WrongStaffPassword(WrongPassword, StaffError):
 
 
 class Staff:
-    def __init__(self, components, feedback: FeedbackStore, question_set_dirs: list[Path]) -> None:
+    def __init__(self, components, feedback: FeedbackStore, question_set_dirs: list[Path],
+                 unanswered: UnansweredLog | None = None) -> None:
         self.components = components
         self.settings = components.settings
         self.feedback = feedback
+        self.unanswered = unanswered
         self.runs = RunStore(self.settings.data_dir / "eval.sqlite")
         self.question_set_dirs = question_set_dirs
 
@@ -120,3 +122,48 @@ class Staff:
     def mark_reviewed(self, password: str, feedback_id: int) -> None:
         self.check(password)
         self.feedback.mark_reviewed(int(feedback_id))
+
+    # --- what readers asked that the articles could not answer (rag.quality.gaps) ------------------
+
+    def gaps(self, password: str, days: int | None = None) -> list:
+        """The kept refused questions, grouped by meaning (largest group first)."""
+        self.check(password)
+        from rag.quality.gaps import group_questions
+
+        if self.unanswered is None:
+            return []
+        return group_questions(self.unanswered.rows(days), self.components.embedding_model)
+
+    def gaps_view(self, password: str) -> tuple[list[list], str]:
+        """The groups as table rows (the first column is the id to dismiss a group by) and the weekly
+        counts as a bar chart (an inline PNG)."""
+        import base64
+
+        from rag.quality.gaps import weekly_plot_png
+
+        gaps = self.gaps(password)
+        rows = [[g.representative_id, g.count, g.representative, g.first_seen, g.last_seen, g.closest_article,
+                 ", ".join(f"{kind} {n}" for kind, n in g.refusal_kinds.items())] for g in gaps]
+        if not gaps:
+            return rows, "<p>No unanswered questions are kept" + (
+                "." if self.settings.question_log_days > 0 else " (RAG_QUESTION_LOG_DAYS=0).") + "</p>"
+        chart = base64.b64encode(weekly_plot_png(gaps)).decode()
+        return rows, f'<img alt="unanswered questions per week" src="data:image/png;base64,{chart}">'
+
+    def gaps_export(self, password: str) -> str:
+        """The grouped questions as an evaluation set (JSONL, answerable: false); returns its path."""
+        import time
+
+        from rag.quality.gaps import as_question_set
+
+        path = self.settings.data_dir / "reports" / f"unanswered-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(as_question_set(self.gaps(password)), encoding="utf-8")
+        return str(path)
+
+    def dismiss_gap(self, password: str, group_id: int) -> None:
+        """Dismiss the group that holds question ``group_id`` (the table's first column)."""
+        found = next((g for g in self.gaps(password) if any(q["id"] == int(group_id) for q in g.questions)), None)
+        if found is None:
+            raise LookupError(f"no group holds question {group_id} (show the unanswered questions again)")
+        self.unanswered.dismiss([q["id"] for q in found.questions])
