@@ -288,7 +288,7 @@ def test_a_period_in_the_question_shows_as_a_chip_whose_x_asks_again_over_all_da
 def test_a_withheld_answer_is_shown_as_a_draft_while_checked_and_never_left_on_screen(browser, tmp_path):
     """A model server that writes an answer the passages do not support: the reader sees it arrive
     marked as being checked, and then only the refusal with the closest passages."""
-    from .fake_llm import fake_llm_server
+    from .servers import fake_llm_server
 
     invented = "The directive was signed by Admiral Ahab Smith in 1999."
     with fake_llm_server(invented) as llm:

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -20,6 +19,7 @@ import urllib.request
 import pytest
 
 from .conftest import REPO
+from .servers import serving
 from .test_web import browser, free_port, open_page, start_app  # noqa: F401  (browser is a fixture)
 
 pytestmark = pytest.mark.slow
@@ -174,17 +174,8 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
 def recording_server(address: str):
-    server = http.server.ThreadingHTTPServer((address, 0), Recorder)
-    server.daemon_threads = True
-    server.requests = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(Recorder, address)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""An OpenAI-compatible chat server that streams a reply fixed by the test, slowly: stands in for any
-model server (vLLM, Ollama, llama.cpp) in tests of what the product does with what a model writes."""
+"""Small HTTP servers for tests: ``serving`` any handler, and an OpenAI-compatible chat server that
+streams a reply fixed by the test, slowly — standing in for any model server (vLLM, Ollama, llama.cpp)
+in tests of what the product does with what a model writes."""
 
 from __future__ import annotations
 
@@ -41,15 +42,25 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def fake_llm_server(reply: str, delay_s: float = 0.25):
-    """Yields the server (``.url`` is its ``/v1`` base, ``.requests`` what it was sent, ``.reply`` settable)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def serving(handler: type[BaseHTTPRequestHandler], address: str = "127.0.0.1", **attributes):
+    """A threaded HTTP server on ``address`` (a free port) for the test's duration; ``attributes``
+    are set on it for the handler to read (``self.server.…``), and ``.requests`` starts empty."""
+    server = ThreadingHTTPServer((address, 0), handler)
     server.daemon_threads = True
-    server.reply, server.delay_s, server.requests = reply, delay_s, []
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.requests = []
+    for name, value in attributes.items():
+        setattr(server, name, value)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def fake_llm_server(reply: str, delay_s: float = 0.25):
+    """Yields the server (``.url`` is its ``/v1`` base, ``.requests`` what it was sent, ``.reply`` settable)."""
+    with serving(_Handler, reply=reply, delay_s=delay_s) as server:
+        server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        yield server
