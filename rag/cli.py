@@ -334,6 +334,7 @@ def cmd_feedback_export(args, settings: Settings) -> int:
 
 def cmd_gaps(args, settings: Settings) -> int:
     from rag.quality.gaps import as_question_set, gaps_json, group_questions
+    from rag.schema import REFUSAL_KINDS
     from rag.web.feedback import UnansweredLog
 
     if args.days is not None and args.days < 1:
@@ -349,7 +350,7 @@ def cmd_gaps(args, settings: Settings) -> int:
         print("no unanswered questions kept" + ("" if settings.question_log_days > 0 else
                                                 " (RAG_QUESTION_LOG_DAYS=0 keeps none)"))
     for gap in gaps:
-        kinds = ", ".join(f"{kind} {n}" for kind, n in gap.refusal_kinds.items())
+        kinds = ", ".join(f"{REFUSAL_KINDS.get(kind, kind)}: {n}" for kind, n in gap.refusal_kinds.items())
         print(f"{gap.count:>4} × {gap.representative}\n       {gap.first_seen[:10]} … {gap.last_seen[:10]} · "
               f"closest: {gap.closest_article or '–'} · {kinds}")
     if args.export:

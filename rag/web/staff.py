@@ -140,10 +140,12 @@ class Staff:
         import base64
 
         from rag.quality.gaps import weekly_plot_png
+        from rag.schema import REFUSAL_KINDS
 
         gaps = self.gaps(password)
         rows = [[g.representative_id, g.count, g.representative, g.first_seen, g.last_seen, g.closest_article,
-                 ", ".join(f"{kind} {n}" for kind, n in g.refusal_kinds.items())] for g in gaps]
+                 ", ".join(f"{REFUSAL_KINDS.get(kind, kind)}: {n}" for kind, n in g.refusal_kinds.items())]
+                for g in gaps]
         if not gaps:
             return rows, "<p>No unanswered questions are kept" + (
                 "." if self.settings.question_log_days > 0 else " (RAG_QUESTION_LOG_DAYS=0).") + "</p>"
