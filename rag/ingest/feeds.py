@@ -88,9 +88,14 @@ class SourceLog:
                            {**params, "updated": entry.updated, "doc_id": entry.doc_id})
 
     def remember_files(self, files: dict[str, str]) -> None:
-        """``{file path: doc id}`` of articles just indexed from files (``rag.ingest.load.file_path``)."""
+        """``{file path: doc id}`` of articles just indexed from files (``rag.ingest.load.file_path``).
+        Only what changed is written: a re-run over an unchanged corpus writes nothing."""
         with self.engine.begin() as db:
+            known = dict(db.execute(text("SELECT path, doc_id FROM article_files WHERE namespace = :ns"),
+                                    {"ns": self.namespace}).fetchall())
             for path, doc_id in files.items():
+                if known.get(path) == doc_id:
+                    continue
                 db.execute(text("DELETE FROM article_files WHERE namespace = :ns AND path = :path"),
                            {"ns": self.namespace, "path": path})
                 db.execute(text("INSERT INTO article_files VALUES (:ns, :path, :doc_id)"),
