@@ -10,6 +10,7 @@ import logging
 import uvicorn
 
 from rag.components import Components
+from rag.db import engine_for
 from rag.ingest.store import StoreError
 from rag.redact import redact_logs
 from rag.settings import Settings
@@ -26,7 +27,7 @@ def main() -> None:
     redact_logs()
     settings = Settings()
     components = Components(settings)
-    service = ChatService(components, FeedbackStore(settings.data_dir / "app.sqlite"))
+    service = ChatService(components, FeedbackStore(engine_for(settings.state_db_url("app"))))
     try:
         _ = service.pipeline  # load the models before the first reader arrives
         components.embedding_model.embed_query("warm up")  # the embedder loads lazily (indexing needs no torch)

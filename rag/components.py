@@ -70,12 +70,13 @@ class Components:
     @cached_property
     def retriever(self) -> HybridRetriever:
         from rag.answer.retrieve import HybridRetriever
-        from rag.ingest.lexical import NoLexicalIndex, open_lexical_index, sqlite_engine
+        from rag.db import engine_for
+        from rag.ingest.lexical import NoLexicalIndex, open_lexical_index
         from rag.ingest.store import StoreError
 
         self.store()  # fail now, with a clear message, if there is no index
         live = self.live_store()
-        lexical = open_lexical_index(sqlite_engine(self.settings.record_db_url), f"chroma/{self.settings.collection}")
+        lexical = open_lexical_index(engine_for(self.settings.record_db_url), f"chroma/{self.settings.collection}")
         if isinstance(lexical, NoLexicalIndex) and self.settings.retrieval_mode != "dense":
             raise StoreError(lexical.reason)  # said at start-up, not on every question
         if self.settings.retrieval_mode != "dense" and lexical.size() == 0 and self.store()._collection.count():

@@ -1,29 +1,119 @@
-"""Small SQLite stores (feedback, evaluation runs) share this: open a file, apply numbered migrations."""
+"""The database that holds the product's state, on SQLite or PostgreSQL, through SQLAlchemy.
+
+By default each kind of state is a SQLite file under ``RAG_DATA_DIR`` (``records.sqlite``: the
+record manager, the lexical index, the sources log; ``app.sqlite``: feedback and unanswered
+questions; ``eval.sqlite``: evaluation history) and limits are counted in memory. When
+``RAG_RECORD_DB_URL`` is a PostgreSQL URL, **all** of it lives in that one database instead, so
+app processes on several machines share one index, one feedback queue, one history and one set of
+counters, and nothing is written to their data dirs (``Settings.state_db_url``).
+
+Each store declares its schema once, as numbered migrations (portable SQL or SQLAlchemy DDL, the
+same list for both engines); ``migrate`` applies the ones a database has not seen, recording them
+per store in ``schema_migrations``. On PostgreSQL, a transaction-scoped advisory lock makes
+processes that start at once apply each migration once.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+import hashlib
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.schema import ExecutableDDLElement
+
+# A migration: portable SQL, an SQLAlchemy DDL element (CreateTable …, compiled for each engine),
+# or a function of the connection, for the rare step that must differ between engines.
+Migration = str | ExecutableDDLElement | Callable[[Connection], None]
+
+SERVER_SCHEMES = ("postgresql", "postgres")
+
+
+class StateDatabaseError(Exception):
+    """The state database cannot be reached or used; the message is safe to show operators."""
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def migrate(path: Path, migrations: list[str]) -> None:
-    """Create ``path`` if needed and apply, once each and in order, the migrations it has not seen."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with connect(path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS migrations (number INTEGER PRIMARY KEY, applied_at TEXT)")
-        done = {row[0] for row in db.execute("SELECT number FROM migrations")}
-        for number, statement in enumerate(migrations, 1):
-            if number not in done:
-                db.execute(statement)
-                db.execute("INSERT INTO migrations VALUES (?, ?)", (number, now()))
+def is_server_url(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in SERVER_SCHEMES
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=10)
-    db.row_factory = sqlite3.Row
-    return db
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://user:pass@host/db`` (written the ordinary way) → psycopg 3's SQLAlchemy URL;
+    anything else as is."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in SERVER_SCHEMES:
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One engine (and so one connection pool) per database per process.
+
+    SQLite: the file's folder is created and a connection waits up to 10 s for a writer instead of
+    failing. PostgreSQL: a connection attempt gives up after 5 s, and a pooled connection is tested
+    before use, so the app recovers by itself after the server restarts."""
+    url = sqlalchemy_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url)
+        database = engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine, "connect")
+        def _wait_for_writers(connection, _record):
+            connection.execute("PRAGMA busy_timeout=10000")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                         connect_args={"connect_timeout": 5, "application_name": "rag",
+                                       # JIT compiling costs more than our short queries take
+                                       "options": "-c jit=off"})
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory locks."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def migrate(engine: Engine, store: str, migrations: Sequence[Migration]) -> None:
+    """Apply, once each and in order, the migrations of ``store`` this database has not seen."""
+    with engine.begin() as db:
+        if engine.dialect.name == "postgresql":
+            db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("rag-migrations")})
+        db.execute(text("CREATE TABLE IF NOT EXISTS schema_migrations (store VARCHAR(100) NOT NULL, "
+                        "number INTEGER NOT NULL, applied_at VARCHAR(40) NOT NULL, PRIMARY KEY (store, number))"))
+        _adopt_single_store_history(db, store)
+        done = {row[0] for row in db.execute(text("SELECT number FROM schema_migrations WHERE store = :s"),
+                                             {"s": store})}
+        for number, step in enumerate(migrations, 1):
+            if number in done:
+                continue
+            if isinstance(step, str):
+                db.execute(text(step))
+            elif isinstance(step, ExecutableDDLElement):
+                db.execute(step)
+            else:
+                step(db)
+            db.execute(text("INSERT INTO schema_migrations VALUES (:s, :n, :at)"), {"s": store, "n": number, "at": now()})
+
+
+def _adopt_single_store_history(db: Connection, store: str) -> None:
+    """Files written before ``schema_migrations`` held one store each, numbered in ``migrations``."""
+    if db.dialect.name != "sqlite" or not inspect(db).has_table("migrations"):
+        return
+    db.execute(text("INSERT INTO schema_migrations SELECT :s, number, applied_at FROM migrations"), {"s": store})
+    db.execute(text("DROP TABLE migrations"))
+
+
+def server_name(engine: Engine) -> str:
+    """``host:port/db`` of a server database (never its password), for messages."""
+    url = engine.url
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"

@@ -136,9 +136,11 @@ class Settings(BaseSettings):
         return self.models_dir_override or self.data_dir / "models"
 
     record_db_url_override: str | None = Field(
-        None, alias="RAG_RECORD_DB_URL", description="SQLAlchemy URL of the indexing record manager's database "
-        "(default: RAG_DATA_DIR/records.sqlite). Processes on other machines that index into the same Chroma "
-        "server must share it.")
+        None, alias="RAG_RECORD_DB_URL", description="Database of the index's records and lexical index "
+        "(default: RAG_DATA_DIR/records.sqlite). A PostgreSQL URL (postgresql://user:pass@host:5432/db) holds "
+        "all shared state instead — records, lexical index, indexer lock, sources log, feedback, unanswered "
+        "questions, evaluation history, login and rate-limit counters — so app processes on several machines "
+        "that share it and a Chroma server behave as one (README \"Several machines\").")
 
     def public(self) -> dict:
         """What may be stored beside results and shown to staff: no secret, no URL credentials."""
@@ -149,3 +151,17 @@ class Settings(BaseSettings):
     @property
     def record_db_url(self) -> str:
         return self.record_db_url_override or f"sqlite:///{(self.data_dir / 'records.sqlite').resolve()}"
+
+    @property
+    def shared_state(self) -> bool:
+        """True when all state lives in one server database (rag.db), none in the data dir."""
+        from rag.db import is_server_url
+
+        return is_server_url(self.record_db_url)
+
+    def state_db_url(self, name: str) -> str:
+        """Where the state called ``name`` ("app": feedback and unanswered questions; "eval":
+        evaluation history; "records") lives: the server database, or ``RAG_DATA_DIR/<name>.sqlite``."""
+        if name == "records" or self.shared_state:
+            return self.record_db_url
+        return f"sqlite:///{(self.data_dir / f'{name}.sqlite').resolve()}"

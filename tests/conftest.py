@@ -12,6 +12,13 @@ from rag.ingest.embed import load_embedding_model
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def sqlite_at(path: Path):
+    """A state database (rag.db) in a SQLite file of the test's."""
+    from rag.db import engine_for
+
+    return engine_for(f"sqlite:///{path}")
 SHARED = REPO.parent / "shared"
 SEED_QUESTIONS = SHARED / "eval" / "seed-questions.jsonl"
 
@@ -78,3 +85,14 @@ def indexed(settings: Settings, embedding_model, corpus_dir: Path) -> Components
     index_articles(load_paths([corpus_dir]).articles, store=parts.store(create=True),
                    record_manager=open_record_manager(settings), chunker=parts.chunker)
     return parts
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (tests.servers.PostgresServer); each test takes
+    a database of its own with ``postgres.new_database(name)``."""
+    from .servers import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.close()

@@ -64,3 +64,72 @@ def fake_llm_server(reply: str, delay_s: float = 0.25):
     with serving(_Handler, reply=reply, delay_s=delay_s) as server:
         server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
         yield server
+
+
+class PostgresServer:
+    """A real PostgreSQL (Debian's ``postgresql`` package) for the test's duration: ``initdb`` in a
+    temporary folder, trust authentication, listening on 127.0.0.1 and a free port only. Run as the
+    ``postgres`` user when the tests run as root (PostgreSQL refuses root). Skips the test with the
+    reason when the binaries are absent (``.ci/run`` installs them)."""
+
+    def __init__(self) -> None:
+        import glob
+        import os
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+
+        import pytest
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            pytest.skip("PostgreSQL is not installed (Debian's postgresql package; .ci/run installs it)")
+        self.bin = os.path.dirname(found[-1])
+        self.as_postgres = os.geteuid() == 0
+        if self.as_postgres and shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+        self.folder = tempfile.mkdtemp(prefix="rag-pg-")
+        if self.as_postgres:
+            shutil.chown(self.folder, "postgres", "postgres")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._subprocess = subprocess
+        self._run("initdb", "-D", f"{self.folder}/data", "-A", "trust", "-U", "rag", "--no-sync", "-E", "UTF8")
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [f"{self.bin}/{tool}", *args]
+        if self.as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = self._subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {done.stdout[-1000:]}{done.stderr[-1000:]}")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", f"{self.folder}/data", "-l", f"{self.folder}/server.log", "-w", "start", "-o",
+                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  "-c synchronous_commit=off -c full_page_writes=off")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", f"{self.folder}/data", "-m", mode, "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://rag@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self, name: str) -> str:
+        """An empty database of its own (one per test): its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as db:
+            db.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def close(self) -> None:
+        import shutil
+
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)

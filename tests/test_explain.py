@@ -8,6 +8,8 @@ from rag.answer.pipeline import build_pipeline
 from rag.quality.evaluate import QuestionResult
 from rag.quality.runs import RunStore, compare, format_comparison
 
+from .conftest import sqlite_at
+
 
 def ask(indexed, question: str, reply: str):
     generator = chat_generator("fake/model", GenericFakeChatModel(messages=iter([reply])))
@@ -39,7 +41,7 @@ def test_the_trace_names_the_check_that_refused(indexed):
 
 
 def test_compare_says_why_a_question_flipped(tmp_path, indexed):
-    runs = RunStore(tmp_path / "eval.sqlite")
+    runs = RunStore(sqlite_at(tmp_path / "eval.sqlite"))
     question = "When does the toll reform take effect?"
     wrong = ask(indexed, question, "The reform is paid for by a levy on cruise ships [1].")
     right = ask(indexed, question, "The reform takes effect on July 1 [1].")
@@ -61,7 +63,7 @@ def test_a_readers_thumbs_down_can_be_explained_by_staff(tmp_path, indexed):
 
     settings = indexed.settings.model_copy(update={"staff_password": SecretStr("a long staff password")})
     indexed.settings = settings
-    feedback = FeedbackStore(tmp_path / "app.sqlite")
+    feedback = FeedbackStore(sqlite_at(tmp_path / "app.sqlite"))
     answer = indexed.pipeline.ask("How much were harbour tolls for fishing boats cut?")
     answer.id = "reader-answer-1"
     feedback_id = feedback.record(answer, rating=-1, comment="too vague")

@@ -18,7 +18,7 @@ from rag.quality.gaps import as_question_set, group_questions
 from rag.schema import Answer, Passage
 from rag.web.feedback import MAX_QUESTION, UnansweredLog
 
-from .conftest import REPO
+from .conftest import REPO, sqlite_at
 from .test_web import browser  # noqa: F401  (a fixture)
 
 MONGOLIA = ["What is the capital city of Mongolia?", "Which city is Mongolia's capital?",
@@ -40,7 +40,7 @@ class Clock:
 
 
 def test_refused_questions_are_kept_redacted_and_bounded_and_answered_ones_are_not(tmp_path):
-    log = UnansweredLog(tmp_path / "app.sqlite", days=90)
+    log = UnansweredLog(sqlite_at(tmp_path / "app.sqlite"), days=90)
     log.record(refused("Mail ann.lee@example.org or call +1 (555) 123-4567 about the 2024-2025 budget?"))
     log.record(Answer(question="Which model is comparable?", answer="Kimi 2.7. [1]", refused=False, citations=[],
                       contexts=[], timings={}, llm="fake"))
@@ -55,20 +55,20 @@ def test_refused_questions_are_kept_redacted_and_bounded_and_answered_ones_are_n
 
 def test_questions_older_than_the_retention_are_pruned_and_zero_days_keeps_none(tmp_path):
     clock = Clock()
-    log = UnansweredLog(tmp_path / "app.sqlite", days=30, clock=clock)
+    log = UnansweredLog(sqlite_at(tmp_path / "app.sqlite"), days=30, clock=clock)
     log.record(refused("What did the mayor say about ferries?"))
     clock.now += timedelta(days=20)
     log.record(refused("Who owns the ferry company?"))
     assert len(log.rows()) == 2 and len(log.rows(days=7)) == 1
     clock.now += timedelta(days=15)  # the first is now 35 days old
     assert [r["question"] for r in log.rows()] == ["Who owns the ferry company?"]
-    off = UnansweredLog(tmp_path / "off.sqlite", days=0)
+    off = UnansweredLog(sqlite_at(tmp_path / "off.sqlite"), days=0)
     off.record(refused("What did the mayor say about ferries?"))
     assert off.rows() == []
 
 
 def test_differently_worded_questions_form_one_group_and_export_as_a_question_set(tmp_path, embedding_model):
-    log = UnansweredLog(tmp_path / "app.sqlite", days=90)
+    log = UnansweredLog(sqlite_at(tmp_path / "app.sqlite"), days=90)
     for question in [MONGOLIA[0], "How many parameters does Mythos 5 have?", *MONGOLIA[1:],
                      "What penalties apply to companies that break the directive?"]:
         log.record(refused(question))

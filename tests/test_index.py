@@ -67,13 +67,11 @@ def test_missing_index_says_how_to_build_it(settings, embedding_model):
 def test_a_second_indexer_gets_a_clear_message(settings):
     from rag.ingest.index import IndexBusyError, indexer_lock
 
-    first = indexer_lock(settings, wait=False)
-    try:
-        with pytest.raises(IndexBusyError, match="--wait"):
-            indexer_lock(settings, wait=False)
-    finally:
-        first.release()
-    indexer_lock(settings, wait=False).release()  # free again once the first is done
+    with indexer_lock(settings, wait=False), pytest.raises(IndexBusyError, match="--wait"), \
+            indexer_lock(settings, wait=False):
+        pass
+    with indexer_lock(settings, wait=False):  # free again once the first is done
+        pass
 
 
 def test_killing_the_indexer_mid_run_then_rerunning_matches_a_fresh_build(tmp_path):

@@ -16,7 +16,7 @@ from rag.quality.runs import RunStore, compare
 from rag.schema import Answer, Citation
 from rag.settings import Settings
 
-from .conftest import REPO
+from .conftest import REPO, sqlite_at
 
 
 def result(id, correct, refused=False, rank=1, answerable=True):
@@ -26,7 +26,7 @@ def result(id, correct, refused=False, rank=1, answerable=True):
 
 
 def test_runs_are_stored_and_compared_question_by_question(tmp_path):
-    store = RunStore(tmp_path / "eval.sqlite")
+    store = RunStore(sqlite_at(tmp_path / "eval.sqlite"))
     a = store.save("set.jsonl", {"top_k": 3}, {"correct": 0.5}, [result("q1", True), result("q2", False)])
     b = store.save("set.jsonl", {"top_k": 4}, {"correct": 0.5}, [result("q1", False, refused=True), result("q2", True)])
     comparison = compare(store, a, b)
@@ -38,7 +38,7 @@ def test_runs_are_stored_and_compared_question_by_question(tmp_path):
 
 
 def test_html_report_is_self_contained(tmp_path):
-    store = RunStore(tmp_path / "eval.sqlite")
+    store = RunStore(sqlite_at(tmp_path / "eval.sqlite"))
     run_id = store.save("set.jsonl", {}, {"correct": 1.0, "hit@5": 1.0}, [result("q1", True)])
     page = run_report(*store.load(run_id))
     assert "data:image/png;base64," in page, "plots are inlined"
@@ -81,7 +81,7 @@ def test_thumbs_down_feedback_exports_as_a_question_set(tmp_path):
     from rag.quality.evaluate import load_question_set
     from rag.web.feedback import FeedbackStore
 
-    feedback = FeedbackStore(tmp_path / "data" / "app.sqlite")
+    feedback = FeedbackStore(sqlite_at(tmp_path / "data" / "app.sqlite"))
     answer = Answer(question="Who signed it?", answer="Nobody [1].", refused=False, citations=[], contexts=[],
                     timings={}, llm="x")
     feedback.record(answer, rating=-1, comment="wrong")
@@ -130,7 +130,7 @@ def test_html_report_shows_the_failure_kinds_and_the_trust_score(tmp_path):
                result("q4", None, refused=False, rank=None, answerable=False)]
     for r in results:
         r.failure = failure_kind(r.answerable, r.refused, r.correct, r.evidence_rank)
-    store = RunStore(tmp_path / "eval.sqlite")
+    store = RunStore(sqlite_at(tmp_path / "eval.sqlite"))
     run_id = store.save("set.jsonl", {}, summarize(results), results)
     page = run_report(*store.load(run_id))
     assert "trust score <b>" in page

@@ -12,6 +12,8 @@ import pytest
 
 from rag.ingest.load import load_sources
 
+from .conftest import sqlite_at
+
 
 def test_adversarial_100kb_lines_load_in_under_a_second(tmp_path, embedding_model):
     """Lines built to make backtracking regexes explode (a heading with a run of spaces, a run of
@@ -169,7 +171,7 @@ def test_a_100_turn_session_stays_bounded(indexed, tmp_path):
     from rag.web.chat import MAX_TURNS, ChatService, Session
     from rag.web.feedback import FeedbackStore
 
-    service = ChatService(indexed, FeedbackStore(tmp_path / "app.sqlite"))
+    service = ChatService(indexed, FeedbackStore(sqlite_at(tmp_path / "app.sqlite")))
     history, state, panel = [], Session(), ""
     questions = ["How much were fishing boat tolls cut?", "When will the library open on Sundays?",
                  "How many schools get solar panels?"]
@@ -239,7 +241,7 @@ def test_rating_an_answer_again_updates_its_one_row_and_ratings_are_rate_limited
     from rag.web.feedback import FeedbackStore
     from rag.web.limits import LimitExceeded, RateLimit
 
-    store = FeedbackStore(tmp_path / "app.sqlite")
+    store = FeedbackStore(sqlite_at(tmp_path / "app.sqlite"))
     answer = Answer(question="q", answer="a", refused=False, citations=[], contexts=[], timings={}, llm="x", id="a1")
     first = store.record(answer, rating=1)
     assert store.record(answer, rating=-1) == first

@@ -9,7 +9,7 @@ loaded as an ordinary web page. An entry already indexed whose ``updated`` (or `
 stamp has not changed is skipped without fetching its page; its article stays in the index.
 What was indexed is remembered only after the index write succeeded, so a failed run retries it.
 
-Both tables live in the record manager's database, beside the records they describe.
+The tables live in the record manager's database, beside the records they describe.
 """
 
 from __future__ import annotations
@@ -17,10 +17,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Column, Engine, MetaData, String, Table, Text, text
+from sqlalchemy.schema import CreateTable
 
 FEED_TYPES = ("rss", "atom", "rdf")
 MAX_ENTRIES = 200  # a feed is a list of recent items; a longer one is cut, newest first as served
+
+
+_tables = MetaData()
+_NAMESPACE = Column("namespace", String(255), primary_key=True)
+# Created "if not exists": record databases from before migrations already hold them.
+MIGRATIONS = [CreateTable(table, if_not_exists=True) for table in (
+    Table("feed_entries", _tables, _NAMESPACE.copy(), Column("feed", Text, primary_key=True),
+          Column("entry_key", Text, primary_key=True), Column("updated", Text), Column("doc_id", Text)),
+    Table("checked_sources", _tables, _NAMESPACE.copy(), Column("source", Text, primary_key=True), Column("kind", Text),
+          Column("checked_at", Text), Column("result", Text)),
+    Table("article_files", _tables, _NAMESPACE.copy(), Column("path", Text, primary_key=True), Column("doc_id", Text)),
+)]
 
 
 @dataclass(frozen=True)
@@ -58,17 +71,11 @@ def read_feed(feed_url: str, body: bytes, max_entries: int = MAX_ENTRIES) -> lis
 
 
 class SourceLog:
-    """What was indexed from each feed, and when each source was last checked."""
+    """What was indexed from each feed, and when each source was last checked. Its tables are
+    created with the record database's (``rag.ingest.index.open_record_manager``)."""
 
     def __init__(self, engine: Engine, namespace: str) -> None:
         self.engine, self.namespace = engine, namespace
-        with engine.begin() as db:
-            db.execute(text("CREATE TABLE IF NOT EXISTS feed_entries (namespace VARCHAR(255), feed TEXT, "
-                            "entry_key TEXT, updated TEXT, doc_id TEXT, PRIMARY KEY (namespace, feed, entry_key))"))
-            db.execute(text("CREATE TABLE IF NOT EXISTS checked_sources (namespace VARCHAR(255), source TEXT, "
-                            "kind TEXT, checked_at TEXT, result TEXT, PRIMARY KEY (namespace, source))"))
-            db.execute(text("CREATE TABLE IF NOT EXISTS article_files (namespace VARCHAR(255), path TEXT, "
-                            "doc_id TEXT, PRIMARY KEY (namespace, path))"))
 
     def indexed_unchanged(self, entry: FeedEntry) -> str | None:
         """The doc id an entry was indexed as, if it was and its stamp is the same; else None."""

@@ -6,10 +6,11 @@ skipped without re-embedding, the old chunks of a changed article are removed (c
 ``doc_id``), and with ``prune`` the articles whose files are gone are removed as well.
 
 Every chunk written to or deleted from Chroma is written to or deleted from the lexical index
-(``rag.ingest.lexical``, SQLite FTS5 beside the records) in the same call, so readers search it at once.
+(``rag.ingest.lexical``, beside the records) in the same call, so readers search it at once.
 After a write the collection's ``generation`` number is bumped; readers of an embedded Chroma
 reopen it when they see a new one (``rag.ingest.store.LiveStore``) — no restart needed.
-Only one indexer may run per index at a time (a file lock under ``RAG_DATA_DIR``).
+Only one indexer may run per index at a time (``indexer_lock``: a file lock under ``RAG_DATA_DIR``,
+or with shared state an advisory lock in PostgreSQL, held across machines).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,15 +27,19 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 from langchain_classic.indexes import SQLRecordManager
+from langchain_classic.indexes._sql_record_manager import Base as RecordTables
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.indexing import index as langchain_index
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, String, Table, text
+from sqlalchemy.schema import CreateTable
 
+from rag.db import StateDatabaseError, engine_for, lock_key, migrate, server_name
+from rag.ingest import feeds
 from rag.ingest.chunk import Chunker
 from rag.ingest.embed import EmbeddingPrefetcher
 from rag.ingest.feeds import SourceLog
-from rag.ingest.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index, sqlite_engine
+from rag.ingest.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index
 from rag.redact import redact_text
 from rag.schema import Article
 from rag.settings import Settings
@@ -141,11 +147,23 @@ def source_kind(source: str, feeds: list[str]) -> str:
     return "folder" if Path(source).is_dir() else "file"
 
 
+_FINGERPRINTS = Table("article_fingerprints", MetaData(), Column("namespace", String(255), primary_key=True),
+                      Column("doc_id", String(255), primary_key=True), Column("fingerprint", String(64)))
+# The record database's schema, for SQLite and PostgreSQL alike. Every table is created "if not
+# exists": record databases from before these migrations were numbered already hold them.
+RECORD_MIGRATIONS = [
+    lambda db: RecordTables.metadata.create_all(db),  # LangChain's record manager's own tables
+    CreateTable(_FINGERPRINTS, if_not_exists=True),
+    *feeds.MIGRATIONS,
+]
+
+
 def open_record_manager(settings: Settings) -> SQLRecordManager:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    manager = SQLRecordManager(namespace=f"chroma/{settings.collection}", engine=sqlite_engine(settings.record_db_url))
-    manager.create_schema()
-    return manager
+    if not settings.shared_state:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine_for(settings.record_db_url)
+    migrate(engine, "records", RECORD_MIGRATIONS)
+    return SQLRecordManager(namespace=f"chroma/{settings.collection}", engine=engine)
 
 
 def lexical_index_of(record_manager: SQLRecordManager) -> LexicalIndex | NoLexicalIndex:
@@ -174,17 +192,56 @@ def forget_all_records(record_manager: SQLRecordManager) -> None:
     fingerprints.forget(list(fingerprints.all()))
 
 
-def indexer_lock(settings: Settings, *, wait: bool) -> FileLock:
-    """Acquire the one-indexer-per-index lock, or raise ``IndexBusyError`` (unless ``wait``)."""
+BUSY = "another indexer is running on this index; wait for it, or pass --wait to queue behind it"
+
+
+@contextmanager
+def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[None]:
+    """Hold the one-indexer-per-index lock for the ``with`` block, or raise ``IndexBusyError``
+    (unless ``wait``: then queue behind the indexer that holds it).
+
+    With shared state on PostgreSQL it is a session advisory lock, so it holds across machines and
+    the server releases it when the holder's connection dies (a killed indexer); otherwise a file
+    lock under ``RAG_DATA_DIR``, which the OS releases when the process dies."""
+    if settings.shared_state:
+        with _advisory_lock(settings, wait=wait):
+            yield
+        return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(settings.data_dir / "index.lock"))
     try:
         lock.acquire(timeout=-1 if wait else 0)
     except Timeout as exc:
-        raise IndexBusyError(
-            "another indexer is running on this index; wait for it, or pass --wait to queue behind it"
-        ) from exc
-    return lock
+        raise IndexBusyError(BUSY) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[None]:
+    engine = engine_for(settings.record_db_url)
+    key = lock_key(f"rag-indexer:chroma/{settings.collection}")
+    try:
+        db = engine.connect()
+    except Exception as exc:
+        raise StateDatabaseError(f"the record database at {server_name(engine)} is not answering "
+                                 f"({type(exc).__name__}); nothing was indexed") from exc
+    with db:
+        if wait:
+            db.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        elif not db.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            raise IndexBusyError(BUSY)
+        db.commit()  # the lock belongs to the session: no transaction stays open while indexing
+        try:
+            yield
+        finally:
+            try:
+                db.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                db.commit()
+            except Exception:  # the connection is gone, and with it the lock
+                db.invalidate()
 
 
 def index_articles(
@@ -294,10 +351,6 @@ class Fingerprints:
     def __init__(self, record_manager: SQLRecordManager) -> None:
         self.engine = record_manager.engine
         self.namespace = record_manager.namespace
-        with self.engine.begin() as connection:
-            connection.execute(text(
-                "CREATE TABLE IF NOT EXISTS article_fingerprints (namespace VARCHAR(255), doc_id VARCHAR(255), "
-                "fingerprint VARCHAR(64), PRIMARY KEY (namespace, doc_id))"))
 
     def all(self) -> dict[str, str]:
         with self.engine.begin() as connection:

@@ -1,43 +1,55 @@
-"""Stage 4a — the lexical (BM25) side of retrieval: SQLite FTS5, kept by the indexer.
+"""Stage 4a — the lexical (BM25) side of retrieval, kept by the indexer in the record database.
 
-The index lives in the record manager's SQLite database (``RAG_RECORD_DB_URL``, by default
-``RAG_DATA_DIR/records.sqlite``), one table pair per collection: ``<t>_chunks`` holds each chunk's
-id, article id, date and text (``page_content``: header + body); ``<t>_fts`` is an FTS5 index over
-that text (Porter stems, BM25 ranking) kept in step by triggers. The indexer writes it in the same
+The index lives beside the record manager (``RAG_RECORD_DB_URL``, by default
+``RAG_DATA_DIR/records.sqlite``), one table set per collection: ``<t>_chunks`` holds each chunk's
+id, article id, date and text (``page_content``: header + body). The indexer writes it in the same
 code path that writes Chroma (``LexicalIndex.add``/``delete``, called from ``rag.ingest.store.MirroredChroma``),
 so it is updated in place, chunk by chunk: no process ever re-reads or re-tokenises the corpus,
 every process that shares the database sees each change at once (a reader waits at most for one
-batch's commit), and filters (article ids, dates) are SQL conditions.
+batch's commit), and filters (article ids, dates) are SQL conditions. Two engines:
 
-Why FTS5 (measured, see README "Benchmarks"): the in-memory bm25s index it replaces had to be
-rebuilt by every app process after every re-index (~30 s at 100k chunks, and a crash beyond
-~32k chunks, where one Chroma ``get`` exceeds SQLite's variable limit), held every text in every
-process, and filtered in a Python loop. FTS5 is in the standard library and needs no rebuild.
+- **SQLite** (``SqliteLexicalIndex``): an FTS5 table over the text (Porter stems, FTS5's own BM25),
+  kept in step by triggers, and an ``fts5vocab`` table for each word's document frequency.
+- **PostgreSQL** (``PostgresLexicalIndex``): a generated ``tsvector`` column (every word,
+  Snowball-stemmed, as FTS5 indexes every word) with a GIN index finds the chunks; ranking is
+  BM25 computed in SQL from term statistics — each lexeme's document frequency in ``<t>_terms``,
+  kept by statement-level triggers; each chunk's length in words; the term frequencies read from
+  the matching chunks' tsvectors, cut down to the question's lexemes by ``setweight``/``ts_filter``
+  first (C functions, so no per-chunk loop unnests whole vectors). Same k1 = 1.2, b = 0.75 and
+  IDF as FTS5. Measured on SciFact: README "Benchmarks".
+
+Why in the database (measured, see README "Benchmarks"): the in-memory bm25s index it replaces had
+to be rebuilt by every app process after every re-index (~30 s at 100k chunks), held every text in
+every process, and filtered in a Python loop.
 
 Queries drop English stop words. In large collections (``LARGE`` chunks and up) they also keep
 only the ``MAX_TERMS`` rarest remaining words, none found in more than ``MAX_DF`` of the chunks:
-very common words add almost nothing to a BM25 ranking but make FTS5 score every chunk that
-contains them, the cost that grows with the corpus. Measured on SciFact (21k chunks): hybrid
+very common words add almost nothing to a BM25 ranking but make the engine score every chunk that
+contains them, the cost that grows with the corpus. Measured on SciFact (21k chunks, FTS5): hybrid
 nDCG@10 0.7225 with these limits, 0.7236 without (BM25 alone 0.651 / 0.671; the bm25s index it
-replaces: 0.668 / hybrid 0.722); at 100k synthetic chunks the 10% limit cut the FTS5 query's p50 from 21 to 11.5 ms.
+replaced: 0.668 / hybrid 0.722); at 100k synthetic chunks the 10% limit cut the FTS5 query's p50 from 21 to 11.5 ms.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from functools import cache
-from pathlib import Path
 
 import Stemmer
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from rag.db import lock_key
 
 # In collections of LARGE chunks or more, a question searches only its MAX_TERMS rarest words, and
 # none found in more than MAX_DF of the chunks (smaller collections search every word).
 LARGE = 20_000
 MAX_TERMS = 8
 MAX_DF = 0.10
+K1, B = 1.2, 0.75  # BM25's parameters, FTS5's defaults
+CONFIG = "rag_english"  # PostgreSQL's text search configuration (see PostgresLexicalIndex)
 _PORTER = Stemmer.Stemmer("porter")  # the algorithm of FTS5's porter tokenizer: vocabulary look-ups agree
 _WORD = re.compile(r"\w+")
 
@@ -59,59 +71,37 @@ def table_prefix(namespace: str) -> str:
     return "lexical_" + re.sub(r"\W", "_", namespace)
 
 
-def sqlite_engine(url: str) -> Engine:
-    """An engine for ``url`` (any SQLAlchemy URL); for SQLite, its folder is created and
-    connections wait up to 10 s for a writer instead of failing."""
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        if engine.url.database and engine.url.database != ":memory:":
-            Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
-
-        @event.listens_for(engine, "connect")
-        def _wait_for_writers(connection, _record):
-            connection.execute("PRAGMA busy_timeout=10000")
-    return engine
+def question_words(query: str) -> list[str]:
+    """The question's words, lower-cased, without stop words or repeats, in order."""
+    stop = stopwords()
+    return list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in stop))
 
 
 class LexicalIndex:
-    """BM25 search over one collection's chunks; ``add``/``delete`` are the indexer's."""
+    """BM25 search over one collection's chunks; ``add``/``delete`` are the indexer's. The engine's
+    own part (tables, how words become terms, the ranking query) is in the two subclasses."""
 
     def __init__(self, engine: Engine, namespace: str) -> None:
         self.engine = engine
         self.t = table_prefix(namespace)
-        self._count: tuple[float, int] = (0.0, 0)  # (when counted, chunks): refreshed every few seconds
+        self._count: tuple[float, int, float] = (0.0, 0, 0.0)  # (when counted, chunks, mean words): refreshed every few seconds
         self._ensure_tables()
 
     def _ensure_tables(self) -> None:
-        t = self.t
-        if self.engine.dialect.name != "sqlite":
-            raise LexicalIndexError(
-                "hybrid and bm25 retrieval keep their index in SQLite (FTS5), beside the record manager; "
-                "RAG_RECORD_DB_URL is not a SQLite URL. Use RAG_RETRIEVAL_MODE=dense with a server database")
-        with self.engine.begin() as db:
-            db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_chunks (rowid INTEGER PRIMARY KEY, "
-                            f"chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, date_num INTEGER NOT NULL DEFAULT 0, "
-                            f"body TEXT NOT NULL)"))
-            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t}_chunks (doc_id)"))
-            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_date ON {t}_chunks (date_num)"))
-            db.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(body, content='{t}_chunks', "
-                            f"content_rowid='rowid', tokenize='porter unicode61')"))
-            db.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vocab USING fts5vocab('{t}_fts', 'row')"))
-            db.execute(text(f"CREATE TRIGGER IF NOT EXISTS {t}_added AFTER INSERT ON {t}_chunks BEGIN "
-                            f"INSERT INTO {t}_fts (rowid, body) VALUES (new.rowid, new.body); END"))
-            db.execute(text(f"CREATE TRIGGER IF NOT EXISTS {t}_removed AFTER DELETE ON {t}_chunks BEGIN "
-                            f"INSERT INTO {t}_fts ({t}_fts, rowid, body) VALUES ('delete', old.rowid, old.body); END"))
+        raise NotImplementedError
 
     # --- the indexer's side -------------------------------------------------------------------
 
+    _INSERT = ""  # the engine's insert that skips a chunk already present
+
     def add(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
         """Insert chunks (a chunk already present is left as is: its id is a hash of its content)."""
-        rows = [{"chunk_id": i, "doc_id": str(m.get("doc_id", "")), "date_num": int(m.get("date_num") or 0), "body": b}
+        rows = [{"chunk_id": i, "doc_id": str(m.get("doc_id", "")), "date_num": int(m.get("date_num") or 0), "body": b,
+                 "words": len(_WORD.findall(b))}
                 for i, b, m in zip(ids, texts, metadatas, strict=True)]
         if rows:
             with self.engine.begin() as db:
-                db.execute(text(f"INSERT OR IGNORE INTO {self.t}_chunks (chunk_id, doc_id, date_num, body) "
-                                f"VALUES (:chunk_id, :doc_id, :date_num, :body)"), rows)
+                db.execute(text(self._INSERT.format(t=self.t)), rows)
 
     def delete(self, ids: list[str]) -> None:
         with self.engine.begin() as db:
@@ -137,50 +127,55 @@ class LexicalIndex:
 
     # --- the readers' side --------------------------------------------------------------------
 
-    def size(self) -> int:
-        when, count = self._count
+    def _statistics(self) -> tuple[int, float]:
+        """(chunks, mean words per chunk), counted at most every 5 s."""
+        when, count, mean = self._count
         if time.monotonic() - when > 5.0:
             with self.engine.connect() as db:
-                count = int(db.execute(text(f"SELECT count(*) FROM {self.t}_chunks")).scalar() or 0)
-            self._count = (time.monotonic(), count)
-        return count
+                count, mean = db.execute(text(f"SELECT count(*), avg(words) FROM {self.t}_chunks")).one()
+            count, mean = int(count or 0), float(mean or 0.0)
+            self._count = (time.monotonic(), count, mean)
+        return count, mean
 
-    def match_expression(self, query: str) -> str:
-        """An FTS5 query: the question's rarest informative words, any of which may match."""
-        stop = stopwords()
-        words = list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in stop))
+    def size(self) -> int:
+        return self._statistics()[0]
+
+    def _frequencies(self, db: Connection, words: list[str]) -> dict[str, tuple[str, int]]:
+        """word → (its term in the index, in how many chunks the term occurs)."""
+        raise NotImplementedError
+
+    def search_terms(self, db: Connection, query: str) -> dict[str, tuple[str, int]]:
+        """What a question searches for: ``{word: (its term, in how many chunks the term occurs)}``
+        for the question's informative words that occur in the index (in a large index, only its
+        rarest few)."""
+        words = question_words(query)
         if not words:
-            return ""
-        stems = dict(zip(words, _PORTER.stemWords(words), strict=True))
-        with self.engine.connect() as db:
-            frequency = dict(db.execute(
-                text(f"SELECT term, doc FROM {self.t}_vocab WHERE term IN ({', '.join(f':w{i}' for i in range(len(stems)))})"),
-                {f"w{i}": stem for i, stem in enumerate(stems.values())}).fetchall())
-        known = [w for w in words if frequency.get(stems[w], 0) > 0]
+            return {}
+        found = {w: (term, df) for w, (term, df) in self._frequencies(db, words).items() if df > 0}
         if (size := self.size()) >= LARGE:
-            known = sorted((w for w in known if frequency[stems[w]] <= MAX_DF * size),
-                           key=lambda w: frequency[stems[w]])[:MAX_TERMS]
-        return " OR ".join(f'"{w}"' for w in known)
+            found = dict(sorted(((w, td) for w, td in found.items() if td[1] <= MAX_DF * size),
+                                key=lambda item: item[1][1])[:MAX_TERMS])
+        return found
 
     def search(self, query: str, k: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0,
                date_to: int = 0) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) of the best ``k`` chunks, best first; filters apply inside SQL."""
-        expression = self.match_expression(query)
-        if not expression:
-            return []
-        conditions, params = _filter_sql(doc_ids, date_from, date_to)
-        # FTS5's ``rank`` is its BM25 score, computed once per row (bm25() in SELECT and ORDER BY twice).
-        sql = (f"SELECT c.chunk_id, -{self.t}_fts.rank FROM {self.t}_fts "
-               f"JOIN {self.t}_chunks AS c ON c.rowid = {self.t}_fts.rowid "
-               f"WHERE {' AND '.join([f'{self.t}_fts MATCH :q', *conditions])} ORDER BY {self.t}_fts.rank LIMIT :k")
         with self.engine.connect() as db:
-            return [(row[0], float(row[1])) for row in db.execute(text(sql), {**params, "q": expression, "k": k})]
+            terms = self.search_terms(db, query)
+            if not terms:
+                return []
+            conditions, params = _filter_sql(doc_ids, date_from, date_to)
+            return self._ranked(db, terms, k, conditions, params)
+
+    def _ranked(self, db: Connection, terms: dict[str, tuple[str, int]], k: int, conditions: list[str],
+                params: dict) -> list[tuple[str, float]]:
+        raise NotImplementedError
 
     def matching_ids(self, limit: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0,
                      date_to: int = 0) -> list[str]:
         """Ids of the chunks a filter allows (at most ``limit``), from the indexed columns."""
         conditions, params = _filter_sql(doc_ids, date_from, date_to)
-        sql = f"SELECT chunk_id FROM {self.t}_chunks AS c WHERE {' AND '.join(conditions) or '1'} LIMIT :limit"
+        sql = f"SELECT chunk_id FROM {self.t}_chunks AS c WHERE {' AND '.join(conditions) or '1=1'} LIMIT :limit"
         with self.engine.connect() as db:
             return [row[0] for row in db.execute(text(sql), {**params, "limit": limit})]
 
@@ -201,6 +196,134 @@ class LexicalIndex:
             return int(db.execute(text(sql), params).scalar() or 0)
 
 
+class SqliteLexicalIndex(LexicalIndex):
+    """FTS5: its index, its vocabulary table and its BM25 (``rank``)."""
+
+    _INSERT = ("INSERT OR IGNORE INTO {t}_chunks (chunk_id, doc_id, date_num, body, words) "
+               "VALUES (:chunk_id, :doc_id, :date_num, :body, :words)")
+
+    def _ensure_tables(self) -> None:
+        t = self.t
+        with self.engine.begin() as db:
+            db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_chunks (rowid INTEGER PRIMARY KEY, "
+                            f"chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, date_num INTEGER NOT NULL DEFAULT 0, "
+                            f"body TEXT NOT NULL, words INTEGER NOT NULL DEFAULT 0)"))
+            columns = {row[1] for row in db.execute(text(f"PRAGMA table_info({t}_chunks)"))}
+            if "words" not in columns:  # tables from before the PostgreSQL engine; FTS5 keeps its own lengths
+                db.execute(text(f"ALTER TABLE {t}_chunks ADD COLUMN words INTEGER NOT NULL DEFAULT 0"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t}_chunks (doc_id)"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_date ON {t}_chunks (date_num)"))
+            db.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(body, content='{t}_chunks', "
+                            f"content_rowid='rowid', tokenize='porter unicode61')"))
+            db.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_vocab USING fts5vocab('{t}_fts', 'row')"))
+            db.execute(text(f"CREATE TRIGGER IF NOT EXISTS {t}_added AFTER INSERT ON {t}_chunks BEGIN "
+                            f"INSERT INTO {t}_fts (rowid, body) VALUES (new.rowid, new.body); END"))
+            db.execute(text(f"CREATE TRIGGER IF NOT EXISTS {t}_removed AFTER DELETE ON {t}_chunks BEGIN "
+                            f"INSERT INTO {t}_fts ({t}_fts, rowid, body) VALUES ('delete', old.rowid, old.body); END"))
+
+    def _frequencies(self, db: Connection, words: list[str]) -> dict[str, tuple[str, int]]:
+        stems = dict(zip(words, _PORTER.stemWords(words), strict=True))
+        frequency = dict(db.execute(
+            text(f"SELECT term, doc FROM {self.t}_vocab WHERE term IN ({', '.join(f':w{i}' for i in range(len(stems)))})"),
+            {f"w{i}": stem for i, stem in enumerate(stems.values())}).fetchall())
+        return {w: (stem, frequency.get(stem, 0)) for w, stem in stems.items()}
+
+    def _ranked(self, db, terms, k, conditions, params):
+        expression = " OR ".join(f'"{word}"' for word in terms)  # FTS5 stems the words itself
+        # FTS5's ``rank`` is its BM25 score, computed once per row (bm25() in SELECT and ORDER BY twice).
+        sql = (f"SELECT c.chunk_id, -{self.t}_fts.rank FROM {self.t}_fts "
+               f"JOIN {self.t}_chunks AS c ON c.rowid = {self.t}_fts.rowid "
+               f"WHERE {' AND '.join([f'{self.t}_fts MATCH :q', *conditions])} ORDER BY {self.t}_fts.rank LIMIT :k")
+        return [(row[0], float(row[1])) for row in db.execute(text(sql), {**params, "q": expression, "k": k})]
+
+
+class PostgresLexicalIndex(LexicalIndex):
+    """A tsvector column with a GIN index; BM25 from term statistics (see the module's docstring)."""
+
+    _INSERT = ("INSERT INTO {t}_chunks (chunk_id, doc_id, date_num, body, words) "
+               "VALUES (:chunk_id, :doc_id, :date_num, :body, :words) ON CONFLICT (chunk_id) DO NOTHING")
+
+    def _ensure_tables(self) -> None:
+        t = self.t
+        with self.engine.begin() as db:
+            db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("rag-migrations")})
+            # Like FTS5's porter tokenizer, index every word, stemmed (Snowball's English stemmer with
+            # no stop list): questions drop the same stop words on both engines, and a chunk's length
+            # counts all its words, as FTS5's BM25 does.
+            if not db.execute(text("SELECT 1 FROM pg_ts_config WHERE cfgname = :c"), {"c": CONFIG}).first():
+                db.execute(text(f"CREATE TEXT SEARCH DICTIONARY {CONFIG}_stem (TEMPLATE = snowball, Language = english)"))
+                db.execute(text(f"CREATE TEXT SEARCH CONFIGURATION {CONFIG} (COPY = english)"))
+                db.execute(text(f"ALTER TEXT SEARCH CONFIGURATION {CONFIG} ALTER MAPPING FOR asciiword, word, "
+                                f"numword, asciihword, hword, numhword, hword_asciipart, hword_part, hword_numpart "
+                                f"WITH {CONFIG}_stem"))
+            db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_chunks (chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, "
+                            f"date_num INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL, words INTEGER NOT NULL, "
+                            f"tsv tsvector GENERATED ALWAYS AS (to_tsvector('{CONFIG}', body)) STORED)"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_tsv ON {t}_chunks USING GIN (tsv)"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t}_chunks (doc_id)"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_date ON {t}_chunks (date_num)"))
+            db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL)"))
+            # Document frequencies follow every insert and delete, once per statement (a batch of chunks).
+            db.execute(text(f"""CREATE OR REPLACE FUNCTION {t}_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    INSERT INTO {t}_terms (term, df)
+                        SELECT u.lexeme, count(*) FROM added, unnest(added.tsv) AS u GROUP BY u.lexeme
+                        ON CONFLICT (term) DO UPDATE SET df = {t}_terms.df + EXCLUDED.df;
+                    RETURN NULL;
+                END $$"""))
+            db.execute(text(f"""CREATE OR REPLACE FUNCTION {t}_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    UPDATE {t}_terms SET df = {t}_terms.df - gone.n
+                        FROM (SELECT u.lexeme, count(*) AS n FROM removed, unnest(removed.tsv) AS u GROUP BY u.lexeme) AS gone
+                        WHERE {t}_terms.term = gone.lexeme;
+                    DELETE FROM {t}_terms WHERE df <= 0;
+                    RETURN NULL;
+                END $$"""))
+            db.execute(text(f"CREATE OR REPLACE TRIGGER {t}_added AFTER INSERT ON {t}_chunks REFERENCING NEW TABLE AS added "
+                            f"FOR EACH STATEMENT EXECUTE FUNCTION {t}_count_added()"))
+            db.execute(text(f"CREATE OR REPLACE TRIGGER {t}_removed AFTER DELETE ON {t}_chunks REFERENCING OLD TABLE AS removed "
+                            f"FOR EACH STATEMENT EXECUTE FUNCTION {t}_count_removed()"))
+
+    def add(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
+        # PostgreSQL text cannot hold NUL characters (SQLite can); the chunk's words are the same without them.
+        super().add(ids, [t.replace("\x00", " ") for t in texts], metadatas)
+
+    def delete(self, ids: list[str]) -> None:
+        with self.engine.begin() as db:  # one statement: the frequency trigger runs once
+            db.execute(text(f"DELETE FROM {self.t}_chunks WHERE chunk_id = ANY(:ids)"), {"ids": list(ids)})
+
+    def delete_articles(self, doc_ids: list[str]) -> None:
+        with self.engine.begin() as db:
+            db.execute(text(f"DELETE FROM {self.t}_chunks WHERE doc_id = ANY(:ids)"), {"ids": list(doc_ids)})
+
+    def _frequencies(self, db: Connection, words: list[str]) -> dict[str, tuple[str, int]]:
+        # The index's own parser and stemmer turn each word into its lexeme (a stop word into none).
+        rows = db.execute(text(f"SELECT w, u.lexeme, coalesce(t.df, 0) FROM unnest(CAST(:words AS text[])) AS w "
+                               f"CROSS JOIN LATERAL unnest(to_tsvector('{CONFIG}', w)) AS u "
+                               f"LEFT JOIN {self.t}_terms AS t ON t.term = u.lexeme"), {"words": words})
+        return {word: (lexeme, int(df)) for word, lexeme, df in rows}
+
+    def _ranked(self, db, terms, k, conditions, params):
+        size, mean_words = self._statistics()
+        frequency = dict(terms.values())  # lexeme -> document frequency ("model" and "models" share one)
+        lexemes = list(frequency)
+        idf = [max(1e-6, math.log((size - df + 0.5) / (df + 0.5))) for df in frequency.values()]  # FTS5's IDF
+        query = " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
+        # Each matching chunk's tsvector is cut to the question's lexemes (setweight marks them A,
+        # ts_filter keeps the A's) before it is unnested for their term frequencies.
+        sql = (f"WITH q AS (SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:idf AS float8[])) AS q(term, idf)) "
+               f"SELECT c.chunk_id, sum(q.idf * cardinality(u.positions) * {K1 + 1} / "
+               f"(cardinality(u.positions) + {K1} * (1 - {B} + {B} * c.words / :mean_words))) AS score "
+               f"FROM {self.t}_chunks AS c "
+               f"CROSS JOIN LATERAL unnest(ts_filter(setweight(c.tsv, 'A', CAST(:lexemes AS text[])), '{{a}}')) AS u "
+               f"JOIN q ON q.term = u.lexeme "
+               f"WHERE {' AND '.join(['c.tsv @@ CAST(:query AS tsquery)', *conditions])} "
+               f"GROUP BY c.chunk_id ORDER BY score DESC, c.chunk_id LIMIT :k")
+        rows = db.execute(text(sql), {**params, "lexemes": lexemes, "idf": idf, "query": query,
+                                      "mean_words": max(mean_words, 1.0), "k": k})
+        return [(row[0], float(row[1])) for row in rows]
+
+
 def _filter_sql(doc_ids: tuple[str, ...], date_from: int, date_to: int) -> tuple[list[str], dict]:
     conditions, params = [], {}
     if doc_ids:
@@ -216,7 +339,7 @@ def _filter_sql(doc_ids: tuple[str, ...], date_from: int, date_to: int) -> tuple
 
 
 class NoLexicalIndex:
-    """Stands in when the record database is not SQLite: writes are no-ops (dense retrieval works
+    """Stands in when the record database is neither SQLite nor PostgreSQL: writes are no-ops (dense retrieval works
     as ever) and a lexical search says what to change."""
 
     def __init__(self, reason: str) -> None:
@@ -250,7 +373,11 @@ class NoLexicalIndex:
 
 
 def open_lexical_index(engine: Engine, namespace: str) -> LexicalIndex | NoLexicalIndex:
-    try:
-        return LexicalIndex(engine, namespace)
-    except LexicalIndexError as exc:
-        return NoLexicalIndex(str(exc))
+    """The lexical index of ``namespace`` in the record database: FTS5 on SQLite, full-text search
+    on PostgreSQL; on any other engine, none (dense retrieval only)."""
+    kinds = {"sqlite": SqliteLexicalIndex, "postgresql": PostgresLexicalIndex}
+    if (kind := kinds.get(engine.dialect.name)) is None:
+        return NoLexicalIndex(
+            f"hybrid and bm25 retrieval keep their index in the record database, which must be SQLite or "
+            f"PostgreSQL (RAG_RECORD_DB_URL is {engine.dialect.name}). Use RAG_RETRIEVAL_MODE=dense with it")
+    return kind(engine, namespace)

@@ -1,35 +1,53 @@
 """Evaluation history: every ``rag eval`` run, with its settings, code version and per-question results.
 
-Stored in SQLite under ``RAG_DATA_DIR/eval.sqlite`` (numbered migrations, like ``rag.web.feedback``).
+Stored in the "eval" state database (``RAG_DATA_DIR/eval.sqlite``, or the shared PostgreSQL database:
+``rag.db``), with numbered migrations like ``rag.web.feedback``.
 ``compare`` lines up two runs question by question: what got better and what got worse.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
-from rag.db import connect, migrate, now
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, Text, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import CreateTable
+
+from rag.db import migrate, now
 from rag.quality.evaluate import QuestionResult
 
+_tables = MetaData()
+_RUNS = Table(
+    "runs", _tables,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", Text, nullable=False),
+    Column("question_set", Text, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("code_version", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    sqlite_autoincrement=True)
+_RESULTS = Table(
+    "results", _tables,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("question_id", Text, primary_key=True),
+    Column("result", Text, nullable=False))
+
+
+def _number_existing_results(db: Connection) -> None:
+    """Results were listed in insertion order (SQLite's rowid); PostgreSQL has no rowid, so the
+    order is now a column. Only SQLite files can hold rows from before it."""
+    if db.dialect.name == "sqlite":
+        db.execute(text("UPDATE results SET position = rowid"))
+
+
 MIGRATIONS = [
-    """CREATE TABLE runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        created_at TEXT NOT NULL,
-        question_set TEXT NOT NULL,
-        settings TEXT NOT NULL,
-        code_version TEXT NOT NULL,
-        summary TEXT NOT NULL
-    )""",
-    """CREATE TABLE results (
-        run_id INTEGER NOT NULL REFERENCES runs(id),
-        question_id TEXT NOT NULL,
-        result TEXT NOT NULL,
-        PRIMARY KEY (run_id, question_id)
-    )""",
+    CreateTable(_RUNS),
+    CreateTable(_RESULTS),
+    "ALTER TABLE results ADD COLUMN position INTEGER NOT NULL DEFAULT 0",
+    _number_existing_results,
 ]
 
 
@@ -51,39 +69,42 @@ def code_version(repo: Path | None = None) -> str:
 
 
 class RunStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        migrate(path, MIGRATIONS)
+    """Evaluation runs; ``engine`` is ``rag.db.engine_for(settings.state_db_url("eval"))``."""
 
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self.path)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        migrate(engine, "runs", MIGRATIONS)
 
     def save(self, question_set: str, settings: dict, summary: dict, results: list[QuestionResult]) -> int:
-        with self._connect() as db:
-            cursor = db.execute(
-                "INSERT INTO runs (created_at, question_set, settings, code_version, summary) VALUES (?, ?, ?, ?, ?)",
-                (now(), question_set, json.dumps(settings), code_version(), json.dumps(summary)))
-            run_id = int(cursor.lastrowid)
-            db.executemany("INSERT INTO results VALUES (?, ?, ?)",
-                           [(run_id, r.id, json.dumps(asdict(r))) for r in results])
+        with self.engine.begin() as db:
+            run_id = int(db.execute(text(
+                "INSERT INTO runs (created_at, question_set, settings, code_version, summary) "
+                "VALUES (:at, :qs, :settings, :code, :summary) RETURNING id"),
+                {"at": now(), "qs": question_set, "settings": json.dumps(settings), "code": code_version(),
+                 "summary": json.dumps(summary)}).scalar_one())
+            if results:
+                db.execute(text("INSERT INTO results (run_id, question_id, result, position) "
+                                "VALUES (:run, :qid, :result, :position)"),
+                           [{"run": run_id, "qid": r.id, "result": json.dumps(asdict(r)), "position": n}
+                            for n, r in enumerate(results, 1)])
         return run_id
 
     def runs(self) -> list[dict]:
-        with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
+        with self.engine.connect() as db:
+            rows = db.execute(text("SELECT * FROM runs ORDER BY id DESC")).mappings().all()
         return [_run_row(row) for row in rows]
 
     def load(self, run_id: int) -> tuple[dict, list[dict]]:
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        with self.engine.connect() as db:
+            row = db.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": run_id}).mappings().first()
             if row is None:
                 raise RunNotFound(f"no evaluation run {run_id}; `python -m rag eval --list` shows the runs")
-            results = [json.loads(r["result"]) for r in
-                       db.execute("SELECT result FROM results WHERE run_id = ? ORDER BY rowid", (run_id,))]
+            results = [json.loads(r[0]) for r in db.execute(
+                text("SELECT result FROM results WHERE run_id = :id ORDER BY position"), {"id": run_id})]
         return _run_row(row), results
 
 
-def _run_row(row: sqlite3.Row) -> dict:
+def _run_row(row) -> dict:
     return {"id": row["id"], "created_at": row["created_at"], "question_set": row["question_set"],
             "settings": json.loads(row["settings"]), "code_version": row["code_version"],
             "summary": json.loads(row["summary"])}

@@ -31,7 +31,7 @@ from rag.ingest.store import StoreError, article_text
 from rag.schema import Answer
 from rag.web.admin import Admin
 from rag.web.feedback import FeedbackStore, UnansweredLog
-from rag.web.limits import LoginThrottle, RateLimit
+from rag.web.limits import LoginThrottle, MemoryCounts, RateLimit, SharedCounts
 from rag.web.present import answer_html, as_text, draft_html, passage_card, share_query, sources_html, turn_markdown
 from rag.web.staff import Staff
 
@@ -78,10 +78,12 @@ class ChatService:
         self.settings = components.settings
         self.feedback = feedback
         # Refused questions, for staff (rag.quality.gaps); in the feedback database.
-        self.unanswered = unanswered or UnansweredLog(feedback.path, self.settings.question_log_days)
-        self.logins = LoginThrottle()  # wrong admin/staff passwords, per client
-        self.feedback_limit = RateLimit(30, 600, "ratings")  # per client
-        self.upload_limit = RateLimit(20, 600, "uploads")  # per client, before the admin password is known
+        self.unanswered = unanswered or UnansweredLog(feedback.engine, self.settings.question_log_days)
+        # Per client; counted in the shared database when there is one (every app process counts the same tries).
+        counts = SharedCounts(feedback.engine) if self.settings.shared_state else MemoryCounts()
+        self.logins = LoginThrottle(counts=counts)  # wrong admin/staff passwords
+        self.feedback_limit = RateLimit(30, 600, "ratings", counts=counts)
+        self.upload_limit = RateLimit(20, 600, "uploads", counts=counts)  # before the admin password is known
         self.admin = Admin(components)
         self.transcripts = Transcripts()
         # Question sets: the project's development sets (when ../shared is beside the checkout) and

@@ -1,6 +1,6 @@
-"""What readers tell us, in SQLite under ``RAG_DATA_DIR`` (``app.sqlite``): their ratings and
-comments on answers (``FeedbackStore``), and the questions the articles could not answer
-(``UnansweredLog``).
+"""What readers tell us, in the "app" state database (``RAG_DATA_DIR/app.sqlite``, or the shared
+PostgreSQL database: ``rag.db``): their ratings and comments on answers (``FeedbackStore``), and
+the questions the articles could not answer (``UnansweredLog``).
 
 A feedback row keeps what staff need to review an answer without re-running it: the question, the
 answer, its citations, the settings (secrets removed) and the timings. An unanswered question is
@@ -13,42 +13,50 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from rag.db import connect, migrate, now
+from sqlalchemy import Column, Integer, MetaData, Table, Text, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import CreateTable
+
+from rag.db import migrate, now
 from rag.schema import Answer
 
+_tables = MetaData()
+# The tables as first created; later columns come in later migrations (one definition, both engines).
+_FEEDBACK = Table(
+    "feedback", _tables,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", Text, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("refused", Integer, nullable=False),
+    Column("citations", Text, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("timings", Text, nullable=False),
+    Column("llm", Text, nullable=False),
+    Column("rating", Integer),  # 1 up, -1 down, NULL comment only
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("reviewed", Integer, nullable=False, server_default="0"),
+    sqlite_autoincrement=True)  # ids are never reused: staff refer to rows by id
+_UNANSWERED = Table(
+    "unanswered", _tables,
+    Column("id", Integer, primary_key=True),
+    Column("asked_at", Text, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # rag.schema.REFUSAL_KINDS
+    Column("closest_doc", Text, nullable=False, server_default=""),
+    Column("closest_title", Text, nullable=False, server_default=""),
+    Column("dismissed", Integer, nullable=False, server_default="0"),
+    sqlite_autoincrement=True)
+
 MIGRATIONS = [
-    """CREATE TABLE feedback (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        created_at TEXT NOT NULL,
-        question TEXT NOT NULL,
-        answer TEXT NOT NULL,
-        refused INTEGER NOT NULL,
-        citations TEXT NOT NULL,
-        settings TEXT NOT NULL,
-        timings TEXT NOT NULL,
-        llm TEXT NOT NULL,
-        rating INTEGER,            -- 1 up, -1 down, NULL comment only
-        comment TEXT NOT NULL DEFAULT '',
-        reviewed INTEGER NOT NULL DEFAULT 0
-    )""",
+    CreateTable(_FEEDBACK),
     # One row per answer: rating it again replaces the rating instead of adding rows.
     "ALTER TABLE feedback ADD COLUMN answer_id TEXT",
     "CREATE UNIQUE INDEX feedback_answer ON feedback (answer_id)",
-    """CREATE TABLE unanswered (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        asked_at TEXT NOT NULL,
-        question TEXT NOT NULL,
-        kind TEXT NOT NULL,        -- rag.schema.REFUSAL_KINDS
-        closest_doc TEXT NOT NULL DEFAULT '',
-        closest_title TEXT NOT NULL DEFAULT '',
-        dismissed INTEGER NOT NULL DEFAULT 0
-    )""",
+    CreateTable(_UNANSWERED),
     "CREATE INDEX unanswered_asked_at ON unanswered (asked_at)",
 ]
 
@@ -57,48 +65,48 @@ MAX_TEXT = 5000  # characters kept of a question, answer or comment
 
 
 class FeedbackStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        migrate(path, MIGRATIONS)
+    """Ratings and comments; ``engine`` is ``rag.db.engine_for(settings.state_db_url("app"))``."""
 
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self.path)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        migrate(engine, "feedback", MIGRATIONS)
 
     def record(self, answer: Answer, *, rating: int | None, comment: str = "", settings: dict | None = None) -> int:
         """Store (or, for an answer rated before, update) the feedback on ``answer``; returns the row id."""
         data = answer.to_json()
-        with self._lock, self._connect() as db:
-            (row_id,) = db.execute(
+        with self.engine.begin() as db:
+            row_id = db.execute(text(
                 "INSERT INTO feedback (created_at, question, answer, refused, citations, settings, timings, llm, "
-                "rating, comment, answer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "rating, comment, answer_id) VALUES (:at, :q, :a, :refused, :citations, :settings, :timings, :llm, "
+                ":rating, :comment, :answer_id) "
                 "ON CONFLICT (answer_id) DO UPDATE SET rating = excluded.rating, created_at = excluded.created_at, "
-                "reviewed = 0 RETURNING id",
-                (now(), answer.question[:MAX_TEXT], answer.answer[:MAX_TEXT], int(answer.refused),
-                 json.dumps(data["citations"]), json.dumps(settings or {}), json.dumps(data["timings"]), answer.llm,
-                 rating, comment[:MAX_TEXT], answer.id),
-            ).fetchone()
+                "reviewed = 0 RETURNING id"),
+                {"at": now(), "q": answer.question[:MAX_TEXT], "a": answer.answer[:MAX_TEXT],
+                 "refused": int(answer.refused), "citations": json.dumps(data["citations"]),
+                 "settings": json.dumps(settings or {}), "timings": json.dumps(data["timings"]), "llm": answer.llm,
+                 "rating": rating, "comment": comment[:MAX_TEXT], "answer_id": answer.id}).scalar_one()
             return int(row_id)
 
     def add_comment(self, feedback_id: int, comment: str) -> None:
-        with self._lock, self._connect() as db:
-            db.execute("UPDATE feedback SET comment = ? WHERE id = ?", (comment[:MAX_TEXT], feedback_id))
+        with self.engine.begin() as db:
+            db.execute(text("UPDATE feedback SET comment = :c WHERE id = :id"),
+                       {"c": comment[:MAX_TEXT], "id": feedback_id})
 
     def rows(self, *, only_unreviewed: bool = False) -> list[dict]:
         """Thumbs-down first, newest first within each rating."""
         query = "SELECT * FROM feedback" + (" WHERE reviewed = 0" if only_unreviewed else "")
         query += " ORDER BY COALESCE(rating, 0) ASC, id DESC"
-        with self._connect() as db:
-            return [dict(row) for row in db.execute(query)]
+        with self.engine.connect() as db:
+            return [dict(row) for row in db.execute(text(query)).mappings()]
 
     def row(self, feedback_id: int) -> dict | None:
-        with self._connect() as db:
-            found = db.execute("SELECT * FROM feedback WHERE id = ?", (feedback_id,)).fetchone()
+        with self.engine.connect() as db:
+            found = db.execute(text("SELECT * FROM feedback WHERE id = :id"), {"id": feedback_id}).mappings().first()
         return dict(found) if found is not None else None
 
     def mark_reviewed(self, feedback_id: int) -> None:
-        with self._lock, self._connect() as db:
-            db.execute("UPDATE feedback SET reviewed = 1 WHERE id = ?", (feedback_id,))
+        with self.engine.begin() as db:
+            db.execute(text("UPDATE feedback SET reviewed = 1 WHERE id = :id"), {"id": feedback_id})
 
 
 # What a reader may type that is theirs, not the question's: an e-mail address, a phone number
@@ -118,44 +126,44 @@ class UnansweredLog:
     """The questions readers asked through the web chat and ``/ask`` that were refused: kept for
     ``days`` days (0: none kept), at most ``MAX_ROWS``, pruned as new ones arrive."""
 
-    def __init__(self, path: Path, days: int, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.path, self.days, self.clock = path, days, clock
-        self._lock = threading.Lock()
-        migrate(path, MIGRATIONS)
+    def __init__(self, engine: Engine, days: int, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.engine, self.days, self.clock = engine, days, clock
+        migrate(engine, "feedback", MIGRATIONS)
 
     def record(self, answer: Answer) -> None:
         """Keep ``answer``'s question if it was refused (and the log is on)."""
         if not answer.refused or self.days <= 0:
             return
         closest = answer.contexts[0] if answer.contexts else None
-        with self._lock, connect(self.path) as db:
-            db.execute("INSERT INTO unanswered (asked_at, question, kind, closest_doc, closest_title) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       (self._stamp(self.clock()), redact_personal(answer.question)[:MAX_QUESTION],
-                        answer.refusal_kind or "model_declined", closest.doc_id if closest else "",
-                        closest.title[:300] if closest else ""))
+        with self.engine.begin() as db:
+            db.execute(text("INSERT INTO unanswered (asked_at, question, kind, closest_doc, closest_title) "
+                            "VALUES (:at, :q, :kind, :doc, :title)"),
+                       {"at": self._stamp(self.clock()), "q": redact_personal(answer.question)[:MAX_QUESTION],
+                        "kind": answer.refusal_kind or "model_declined", "doc": closest.doc_id if closest else "",
+                        "title": closest.title[:300] if closest else ""})
             self._prune(db)
 
     def prune(self) -> None:
-        with self._lock, connect(self.path) as db:
+        with self.engine.begin() as db:
             self._prune(db)
 
-    def _prune(self, db: sqlite3.Connection) -> None:
-        db.execute("DELETE FROM unanswered WHERE asked_at < ?", (self._stamp(self.clock() - timedelta(days=self.days)),))
-        db.execute("DELETE FROM unanswered WHERE id NOT IN (SELECT id FROM unanswered ORDER BY id DESC LIMIT ?)",
-                   (MAX_ROWS,))
+    def _prune(self, db: Connection) -> None:
+        db.execute(text("DELETE FROM unanswered WHERE asked_at < :t"),
+                   {"t": self._stamp(self.clock() - timedelta(days=self.days))})
+        db.execute(text("DELETE FROM unanswered WHERE id NOT IN "
+                        "(SELECT id FROM unanswered ORDER BY id DESC LIMIT :n)"), {"n": MAX_ROWS})
 
     def rows(self, days: int | None = None, *, include_dismissed: bool = False) -> list[dict]:
         """Kept questions, oldest first; ``days``: only those of the last so many days."""
         self.prune()  # expired rows never show, even if nothing was asked since
         since = self._stamp(self.clock() - timedelta(days=days)) if days else ""
-        query = "SELECT * FROM unanswered WHERE asked_at >= ?" + ("" if include_dismissed else " AND dismissed = 0")
-        with connect(self.path) as db:
-            return [dict(row) for row in db.execute(query + " ORDER BY id", (since,))]
+        query = "SELECT * FROM unanswered WHERE asked_at >= :since" + ("" if include_dismissed else " AND dismissed = 0")
+        with self.engine.connect() as db:
+            return [dict(row) for row in db.execute(text(query + " ORDER BY id"), {"since": since}).mappings()]
 
     def dismiss(self, ids: list[int]) -> None:
-        with self._lock, connect(self.path) as db:
-            db.executemany("UPDATE unanswered SET dismissed = 1 WHERE id = ?", [(int(i),) for i in ids])
+        with self.engine.begin() as db:
+            db.execute(text("UPDATE unanswered SET dismissed = 1 WHERE id = :id"), [{"id": int(i)} for i in ids])
 
     @staticmethod
     def _stamp(moment: datetime) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rag.db import engine_for
 from rag.quality import evaluate
 from rag.quality.report import comparison_report, run_report
 from rag.quality.runs import RunStore, compare
@@ -27,7 +28,7 @@ class Staff:
         self.settings = components.settings
         self.feedback = feedback
         self.unanswered = unanswered
-        self.runs = RunStore(self.settings.data_dir / "eval.sqlite")
+        self.runs = RunStore(engine_for(self.settings.state_db_url("eval")))
         self.question_set_dirs = question_set_dirs
 
     @property

@@ -1,0 +1,252 @@
+"""Shared state on a real PostgreSQL (rag.db): the same schema as SQLite from one definition, the
+lexical index ranked like FTS5, feedback/history/counters seen by every process, and the indexer
+lock across data dirs. The whole product on two machines is tests/test_several_machines.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import inspect, text
+
+from rag.db import engine_for, migrate
+from rag.ingest import lexical as lexical_module
+from rag.ingest.lexical import PostgresLexicalIndex, SqliteLexicalIndex, open_lexical_index
+from rag.schema import Answer, Passage
+from rag.settings import Settings
+
+from .conftest import REPO, sqlite_at
+
+
+def _chunks():
+    """The shipped article and the laws corpus's first files, cut at blank lines: real prose, ~hundreds of chunks."""
+    from rag.ingest.load import load_paths
+
+    articles = load_paths([REPO / "corpus"]).articles
+    ids, texts, metas = [], [], []
+    for n, article in enumerate(articles):
+        for i, block in enumerate(b for b in article.text.split("\n\n") if b.strip()):
+            ids.append(f"{article.doc_id}-{i}")
+            texts.append(block)
+            metas.append({"doc_id": f"{article.doc_id}-part{i % 4}", "date_num": 0 if i % 5 == 0 else 20250101 + i % 3})
+    return ids, texts, metas
+
+
+def test_every_store_gets_the_same_tables_on_both_engines_and_migrating_twice_changes_nothing(postgres, tmp_path):
+    from rag.ingest.index import RECORD_MIGRATIONS
+    from rag.quality.runs import MIGRATIONS as RUNS
+    from rag.web.feedback import MIGRATIONS as FEEDBACK
+    from rag.web.limits import MIGRATIONS as LIMITS
+
+    engines = {"sqlite": sqlite_at(tmp_path / "all.sqlite"), "postgresql": engine_for(postgres.new_database("schema"))}
+    columns = {}
+    for name, engine in engines.items():
+        for store, steps in (("records", RECORD_MIGRATIONS), ("feedback", FEEDBACK), ("runs", RUNS), ("limits", LIMITS)):
+            migrate(engine, store, steps)
+            migrate(engine, store, steps)  # a second process starting: nothing to do
+        schema = inspect(engine)
+        columns[name] = {t: sorted(c["name"] for c in schema.get_columns(t)) for t in schema.get_table_names()}
+        with engine.connect() as db:
+            applied = db.execute(text("SELECT store, count(*) FROM schema_migrations GROUP BY store ORDER BY store")).all()
+        assert [tuple(r) for r in applied] == [("feedback", len(FEEDBACK)), ("limits", len(LIMITS)),
+                                               ("records", len(RECORD_MIGRATIONS)), ("runs", len(RUNS))]
+    assert columns["sqlite"] == columns["postgresql"]
+    assert {"feedback", "unanswered", "runs", "results", "upsertion_record", "article_fingerprints", "feed_entries",
+            "checked_sources", "article_files", "login_failures", "limited_actions"} <= set(columns["sqlite"])
+
+
+def test_files_written_before_schema_migrations_are_upgraded_in_place(tmp_path):
+    """app.sqlite/eval.sqlite of earlier versions numbered their migrations in a `migrations` table."""
+    from rag.quality.runs import RunStore
+    from rag.web.feedback import FeedbackStore, UnansweredLog
+
+    with sqlite3.connect(tmp_path / "app.sqlite") as db:
+        db.execute("CREATE TABLE migrations (number INTEGER PRIMARY KEY, applied_at TEXT)")
+        db.execute("CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, question TEXT "
+                   "NOT NULL, answer TEXT NOT NULL, refused INTEGER NOT NULL, citations TEXT NOT NULL, settings TEXT NOT "
+                   "NULL, timings TEXT NOT NULL, llm TEXT NOT NULL, rating INTEGER, comment TEXT NOT NULL DEFAULT '', "
+                   "reviewed INTEGER NOT NULL DEFAULT 0)")
+        db.execute("ALTER TABLE feedback ADD COLUMN answer_id TEXT")
+        db.execute("CREATE UNIQUE INDEX feedback_answer ON feedback (answer_id)")
+        db.executemany("INSERT INTO migrations VALUES (?, 'then')", [(1,), (2,), (3,)])
+        db.execute("INSERT INTO feedback (created_at, question, answer, refused, citations, settings, timings, llm, "
+                   "rating, answer_id) VALUES ('then', 'old question?', 'old answer', 0, '[]', '{}', '{}', 'x', -1, 'a1')")
+    with sqlite3.connect(tmp_path / "eval.sqlite") as db:
+        db.execute("CREATE TABLE migrations (number INTEGER PRIMARY KEY, applied_at TEXT)")
+        db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, question_set TEXT "
+                   "NOT NULL, settings TEXT NOT NULL, code_version TEXT NOT NULL, summary TEXT NOT NULL)")
+        db.execute("CREATE TABLE results (run_id INTEGER NOT NULL REFERENCES runs(id), question_id TEXT NOT NULL, "
+                   "result TEXT NOT NULL, PRIMARY KEY (run_id, question_id))")
+        db.executemany("INSERT INTO migrations VALUES (?, 'then')", [(1,), (2,)])
+        db.execute("INSERT INTO runs VALUES (1, 'then', 'seed.jsonl', '{}', 'abc', '{}')")
+        db.executemany("INSERT INTO results VALUES (1, ?, ?)", [("q9", '{"id": "q9"}'), ("q1", '{"id": "q1"}')])
+
+    feedback = FeedbackStore(sqlite_at(tmp_path / "app.sqlite"))
+    [old] = feedback.rows()
+    assert old["question"] == "old question?" and old["rating"] == -1
+    UnansweredLog(feedback.engine, days=90).record(Answer(question="Is it there?", answer="", refused=True,
+                                                          citations=[], contexts=[], timings={}, llm="x",
+                                                          refusal_kind="nothing_similar"))
+    assert [r["question"] for r in UnansweredLog(feedback.engine, days=90).rows()] == ["Is it there?"]
+    _, results = RunStore(sqlite_at(tmp_path / "eval.sqlite")).load(1)
+    assert [r["id"] for r in results] == ["q9", "q1"], "results keep the order they were written in"
+    with sqlite3.connect(tmp_path / "app.sqlite") as db:
+        assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'migrations'").fetchall()
+
+
+def test_postgres_full_text_search_ranks_like_fts5_and_filters_the_same(postgres, tmp_path, monkeypatch):
+    ids, texts, metas = _chunks()
+    pg = open_lexical_index(engine_for(postgres.new_database("lexical")), "chroma/articles")
+    fts5 = open_lexical_index(sqlite_at(tmp_path / "records.sqlite"), "chroma/articles")
+    assert isinstance(pg, PostgresLexicalIndex) and isinstance(fts5, SqliteLexicalIndex)
+    for index in (pg, fts5):
+        index.add(ids, texts, metas)
+        index.add(ids[:10], texts[:10], metas[:10])  # already there: left as is
+    assert pg.size() == fts5.size() == len(ids)
+
+    questions = ["Which Chinese model has comparable exploitation capabilities?", "export controls on chips",
+                 "What did the Commerce Department decide about model weights?", "vulnerability discovery"]
+    for question in questions:
+        a, b = pg.search(question, 10), fts5.search(question, 10)
+        assert a and b, question
+        assert a[0][0] in [c for c, _ in b[:3]], question  # stemmers and stop lists differ a little
+        assert len({c for c, _ in a} & {c for c, _ in b}) >= 0.7 * max(len(a), len(b)), question
+        assert all(x[1] >= y[1] for x, y in zip(a, a[1:], strict=False)), "best first"
+    assert pg.search("the of and", 10) == [] and pg.search("zzyzx", 10) == []
+
+    filters = [{"doc_ids": (metas[3]["doc_id"],)}, {"date_from": 20250102}, {"date_to": 20250101, "doc_ids":
+               (metas[0]["doc_id"], metas[1]["doc_id"])}]
+    for f in filters:
+        assert sorted(pg.matching_ids(10_000, **f)) == sorted(fts5.matching_ids(10_000, **f)), f
+        assert pg.allowed(ids[:50], **f) == fts5.allowed(ids[:50], **f), f
+        assert {c for c, _ in pg.search("export controls", 50, **f)} == {c for c, _ in fts5.search("export controls", 50, **f)}
+    assert pg.undated_articles() == fts5.undated_articles() > 0
+
+    # The "rarest words" rule of large collections picks the same words on both engines.
+    monkeypatch.setattr(lexical_module, "LARGE", 1)
+    monkeypatch.setattr(lexical_module, "MAX_TERMS", 3)
+    for question in questions:
+        with pg.engine.connect() as a, fts5.engine.connect() as b:
+            assert set(pg.search_terms(a, question)) == set(fts5.search_terms(b, question)), question
+
+    # Document frequencies follow deletions: the kept statistics equal a recount from the vectors.
+    pg.delete(ids[::3])
+    pg.delete_articles([metas[1]["doc_id"]])
+    with pg.engine.connect() as db:
+        differing = db.execute(text(
+            f"SELECT count(*) FROM (SELECT u.lexeme, count(*) AS n FROM {pg.t}_chunks AS c, unnest(c.tsv) AS u "
+            f"GROUP BY u.lexeme) AS counted FULL JOIN {pg.t}_terms AS t ON t.term = counted.lexeme "
+            f"WHERE t.df IS DISTINCT FROM counted.n")).scalar()
+    assert differing == 0
+    pg.clear()
+    with pg.engine.connect() as db:
+        assert db.execute(text(f"SELECT count(*) FROM {pg.t}_terms")).scalar() == 0
+
+
+def test_feedback_unanswered_questions_and_evaluation_runs_are_one_store_for_every_process(postgres):
+    from rag.quality.evaluate import QuestionResult
+    from rag.quality.runs import RunStore
+    from rag.web.feedback import FeedbackStore, UnansweredLog
+
+    url = postgres.new_database("state")
+    one, other = FeedbackStore(engine_for(url)), FeedbackStore(engine_for(url + "?application_name=other"))
+    passage = Passage(doc_id="a", title="A", chunk_id="a-1", text="text", source="s", date="")
+    answer = Answer(question="Which model?", answer="Kimi [1]", refused=False, citations=[], contexts=[passage], timings={},
+                    llm="x", id="x1")
+    row_id = one.record(answer, rating=-1, comment="wrong year")
+    assert other.row(row_id)["comment"] == "wrong year"
+    assert other.record(answer, rating=1) == row_id, "rating an answer again replaces its rating"
+    assert [(r["id"], r["rating"]) for r in one.rows()] == [(row_id, 1)]
+
+    UnansweredLog(one.engine, days=90).record(Answer(question="mail ann@example.org: who?", answer="", refused=True,
+                                                     citations=[], contexts=[passage], timings={}, llm="x",
+                                                     refusal_kind="model_declined"))
+    [kept] = UnansweredLog(other.engine, days=90).rows()
+    assert kept["question"] == "mail [email]: who?" and kept["closest_doc"] == "a"
+
+    results = [QuestionResult(id=f"q{n}", question="?", answerable=True, answer="", refused=False, evidence_rank=1,
+                              correct=True)
+               for n in (3, 1, 2)]
+    run_id = RunStore(one.engine).save("seed.jsonl", {"llm": "x"}, {"correct": 1.0}, results)
+    run, loaded = RunStore(other.engine).load(run_id)
+    assert run["question_set"] == "seed.jsonl" and [r["id"] for r in loaded] == ["q3", "q1", "q2"]
+
+
+def test_wrong_passwords_and_rate_limits_count_across_processes(postgres):
+    from rag.web.limits import LimitExceeded, LoginThrottle, RateLimit, SharedCounts
+
+    url = postgres.new_database("limits")
+    now = [1000.0]
+    first = LoginThrottle(free=3, base_s=60, clock=lambda: now[0], counts=SharedCounts(engine_for(url)))
+    second = LoginThrottle(free=3, base_s=60, clock=lambda: now[0],
+                           counts=SharedCounts(engine_for(url + "?application_name=second")))
+    for throttle in (first, second, first):  # three wrong passwords, spread over two processes
+        throttle.check("10.0.0.9")
+        throttle.failed("10.0.0.9", "admin")
+    with pytest.raises(LimitExceeded, match="too many wrong passwords"):
+        second.check("10.0.0.9")
+    second.check("10.0.0.10")  # another client is not affected
+    now[0] += 61
+    second.check("10.0.0.9")
+    second.succeeded("10.0.0.9")
+    first.check("10.0.0.9")
+
+    ratings = [RateLimit(3, 600, "ratings", clock=lambda: now[0], counts=SharedCounts(engine_for(url))) for _ in range(2)]
+    for limit in (ratings[0], ratings[1], ratings[0]):
+        limit.take("10.0.0.9")
+    with pytest.raises(LimitExceeded, match="too many ratings"):
+        ratings[1].take("10.0.0.9")
+    now[0] += 601
+    ratings[1].take("10.0.0.9")
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from rag.ingest.index import indexer_lock
+from rag.settings import Settings
+with indexer_lock(Settings(data_dir=sys.argv[1], RAG_RECORD_DB_URL=sys.argv[2], _env_file=None), wait=False):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_one_indexer_at_a_time_across_data_dirs_and_a_killed_holder_frees_the_lock(postgres, tmp_path):
+    from rag.ingest.index import IndexBusyError, indexer_lock
+
+    url = postgres.new_database("lock")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(tmp_path / "one"), url], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        other = Settings(data_dir=tmp_path / "two", RAG_RECORD_DB_URL=url, _env_file=None)
+        with pytest.raises(IndexBusyError, match="another indexer is running"), indexer_lock(other, wait=False):
+            pass
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+        deadline = time.time() + 10  # the server notices the dead connection
+        while True:
+            try:
+                with indexer_lock(other, wait=False):
+                    break
+            except IndexBusyError:
+                assert time.time() < deadline, "a killed indexer's lock was never released"
+                time.sleep(0.2)
+    finally:
+        holder.kill()
+    for folder in (tmp_path / "one", tmp_path / "two"):
+        assert not folder.exists() or not any(folder.rglob("*")), "nothing written to the data dirs"
+
+
+def test_a_server_database_holds_all_state_and_the_default_stays_sqlite(tmp_path):
+    shared = Settings(data_dir=tmp_path, RAG_RECORD_DB_URL="postgresql://rag:pw@db.internal:5432/rag", _env_file=None)
+    assert shared.shared_state and {shared.state_db_url(n) for n in ("records", "app", "eval")} == {shared.record_db_url}
+    local = Settings(data_dir=tmp_path, _env_file=None)
+    assert not local.shared_state
+    assert local.state_db_url("app").endswith("/app.sqlite") and local.state_db_url("eval").endswith("/eval.sqlite")
+    assert json.dumps(shared.public()).count("pw@") == 0
