@@ -1,6 +1,7 @@
 """Scale benchmark: retrieval over N chunks, written through the real indexing path.
 
     python benchmarks/scale.py --chunks N [--json] [--questions 50] [--keep DIR]
+                               [--record-db-url postgresql://…] [--chroma HOST:PORT]
 
 Builds a synthetic index of about N chunks in a temporary folder — real SciFact abstracts as
 articles, stand-in vectors instead of the embedding model (``rag.quality.synthetic``), written by
@@ -11,6 +12,8 @@ the real embedding model for queries) reports, over SciFact questions:
 - hybrid / dense / bm25 / hybrid + a two-year date filter: p50 and p95 latency;
 - the first question after a re-index of 100 new chunks by another process (how long a reader
   waits for the index to catch up), beside an ordinary question's p50 (the baseline);
+  with ``--record-db-url``/``--chroma`` (shared state on PostgreSQL and a ``chroma run`` server,
+  README "Several machines") that process has a data dir of its own: another machine;
 - the reader's RSS, and the index's size on disk.
 
 ``--json`` prints one object (``chunks``, ``hybrid_p50_ms``, ``filtered_p50_ms``,
@@ -37,9 +40,15 @@ sys.path.insert(0, str(REPO))
 
 
 def settings_for(data_dir: Path):
+    """Extractive settings in ``data_dir``; the servers (RAG_RECORD_DB_URL, RAG_CHROMA_HOST/PORT) come
+    from the environment, which ``--record-db-url``/``--chroma`` set for every process of the run."""
     from rag.settings import Settings
 
     return Settings(data_dir=data_dir, llm="extractive", _env_file=None)
+
+
+def on_servers() -> bool:
+    return bool(os.environ.get("RAG_CHROMA_HOST"))
 
 
 def build(data_dir: Path, chunks: int, report) -> tuple[int, int]:
@@ -137,8 +146,14 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=50)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", type=Path, help="build into (or reuse) this folder and keep it")
+    parser.add_argument("--record-db-url", help="shared state in this PostgreSQL database (RAG_RECORD_DB_URL)")
+    parser.add_argument("--chroma", metavar="HOST:PORT", help="vectors in this `chroma run` server")
     parser.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.record_db_url:
+        os.environ["RAG_RECORD_DB_URL"] = args.record_db_url
+    if args.chroma:
+        os.environ["RAG_CHROMA_HOST"], os.environ["RAG_CHROMA_PORT"] = args.chroma.rsplit(":", 1)
     if args.probe:
         probe(args.probe, args.questions)
         return 0
@@ -150,11 +165,18 @@ def main() -> int:
     data_dir = folder / "data"
     try:
         started = time.perf_counter()
-        if (data_dir / "chroma").exists():
-            say(f"reusing the index in {data_dir}")
+        existing = 0
+        if (data_dir / "chroma").exists() or (on_servers() and args.keep):
             from rag.components import Components
+            from rag.ingest.store import StoreError
 
-            chunks = Components(settings_for(data_dir)).store()._collection.count()
+            try:
+                existing = Components(settings_for(data_dir)).store()._collection.count()
+            except StoreError:
+                existing = 0
+        if existing:
+            say(f"reusing the index of {existing:,} chunks")
+            chunks = existing
             articles = chunks  # unknown; new articles get ids past any existing one
         else:
             chunks, articles = build(data_dir, args.chunks, say)
@@ -166,21 +188,24 @@ def main() -> int:
         reader.stdin.write("measure\n")
         reader.stdin.flush()
         result.update(json.loads(reader.stdout.readline()))
-        added = reindex_100_chunks(data_dir, first_new=articles + 1_000_000)
+        # On servers the re-index runs as another machine would: a data dir of its own, nothing shared on disk.
+        added = reindex_100_chunks(folder / "other-machine" if on_servers() else data_dir, first_new=articles + 1_000_000)
         reader.stdin.write("first\n")
         reader.stdin.flush()
         result.update(json.loads(reader.stdout.readline()))
         result["reindexed_chunks"] = added
         reader.stdin.close()
         reader.wait(timeout=60)
-        result["disk_mb"] = round(disk_mb(data_dir), 1)
+        result["disk_mb"] = round(disk_mb(data_dir), 1)  # on servers: what the app keeps locally (nothing)
+        result["engines"] = "PostgreSQL + chroma run" if on_servers() else "SQLite + embedded Chroma"
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"\n{result['chunks']:,} chunks (built in {result['build_s']} s), {args.questions} SciFact questions:")
+        print(f"\n{result['chunks']:,} chunks on {result['engines']} (built in {result['build_s']} s), "
+              f"{args.questions} SciFact questions:")
         for name in ("hybrid", "dense", "bm25", "filtered"):
             print(f"  {name:9} p50 {result[f'{name}_p50_ms']:8.1f} ms   p95 {result[f'{name}_p95_ms']:8.1f} ms")
         print(f"  first question after re-indexing {result['reindexed_chunks']} chunks: "

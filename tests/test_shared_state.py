@@ -30,7 +30,7 @@ def _chunks():
 
     articles = load_paths([REPO / "corpus"]).articles
     ids, texts, metas = [], [], []
-    for n, article in enumerate(articles):
+    for article in articles:
         for i, block in enumerate(b for b in article.text.split("\n\n") if b.strip()):
             ids.append(f"{article.doc_id}-{i}")
             texts.append(block)
