@@ -46,12 +46,12 @@ def test_hybrid_answers_over_40k_chunks(tmp_path, embedding_model):
     assert passages and all(p.metadata["date"].startswith("2019") for p in passages) and dated
 
 
-def test_a_server_record_database_keeps_dense_retrieval_and_says_what_hybrid_needs():
+def test_a_record_database_without_full_text_search_keeps_dense_retrieval_and_says_what_hybrid_needs():
     from types import SimpleNamespace
 
     from rag.ingest.lexical import LexicalIndexError, NoLexicalIndex, open_lexical_index
 
-    lexical = open_lexical_index(SimpleNamespace(dialect=SimpleNamespace(name="postgresql")), "chroma/articles")
+    lexical = open_lexical_index(SimpleNamespace(dialect=SimpleNamespace(name="mysql")), "chroma/articles")
     assert isinstance(lexical, NoLexicalIndex)
     lexical.add(["a"], ["text"], [{}])  # the indexer's writes are no-ops: dense indexing goes on
     with pytest.raises(LexicalIndexError, match="RAG_RETRIEVAL_MODE=dense"):

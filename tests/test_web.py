@@ -43,6 +43,7 @@ def start_app(env: dict):
     data_dir = Path(env["RAG_DATA_DIR"])
     subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True,
                    capture_output=True, timeout=300)
+    data_dir.mkdir(parents=True, exist_ok=True)  # with shared state, indexing writes nothing here
     log = (data_dir / "app.log").open("w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{env['RAG_PORT']}/"
