@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from sqlalchemy.exc import DBAPIError
 
 from rag.components import Components
-from rag.db import engine_for
+from rag.db import engine_for, server_name
 from rag.ingest.store import StoreError
 from rag.redact import redact_logs
 from rag.settings import Settings
@@ -27,7 +28,11 @@ def main() -> None:
     redact_logs()
     settings = Settings()
     components = Components(settings)
-    service = ChatService(components, FeedbackStore(engine_for(settings.state_db_url("app"))))
+    try:
+        service = ChatService(components, FeedbackStore(engine_for(settings.state_db_url("app"))))
+    except DBAPIError as exc:  # the state database (PostgreSQL with RAG_RECORD_DB_URL) is down or refuses us
+        raise SystemExit(f"error: the state database at {server_name(engine_for(settings.state_db_url('app')))} "
+                         f"cannot be used ({type(exc.orig).__name__}); start it or fix RAG_RECORD_DB_URL") from None
     try:
         _ = service.pipeline  # load the models before the first reader arrives
         components.embedding_model.embed_query("warm up")  # the embedder loads lazily (indexing needs no torch)

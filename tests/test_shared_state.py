@@ -250,3 +250,14 @@ def test_a_server_database_holds_all_state_and_the_default_stays_sqlite(tmp_path
     assert not local.shared_state
     assert local.state_db_url("app").endswith("/app.sqlite") and local.state_db_url("eval").endswith("/eval.sqlite")
     assert json.dumps(shared.public()).count("pw@") == 0
+
+
+def test_the_app_says_clearly_when_its_state_database_is_down(tmp_path):
+    from .test_web import free_port
+
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path), "RAG_LLM": "extractive", "RAG_PORT": str(free_port()),
+           "RAG_RECORD_DB_URL": f"postgresql://rag:hunter2-secret@127.0.0.1:{free_port()}/rag"}
+    done = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "the state database at 127.0.0.1:" in done.stderr and "fix RAG_RECORD_DB_URL" in done.stderr
+    assert "hunter2" not in done.stdout + done.stderr and "Traceback" not in done.stderr
