@@ -93,6 +93,9 @@ class LexicalIndex:
     # --- the indexer's side -------------------------------------------------------------------
 
     _INSERT = ""  # the engine's insert that skips a chunk already present
+    # Chunks, and the mean length that BM25 needs where the engine does not keep it itself. Only
+    # PostgreSQL needs the mean: averaging on SQLite would read every chunk's row every 5 s.
+    _STATISTICS = "SELECT count(*), 0 FROM {t}_chunks"
 
     def add(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
         """Insert chunks (a chunk already present is left as is: its id is a hash of its content)."""
@@ -132,7 +135,7 @@ class LexicalIndex:
         when, count, mean = self._count
         if time.monotonic() - when > 5.0:
             with self.engine.connect() as db:
-                count, mean = db.execute(text(f"SELECT count(*), avg(words) FROM {self.t}_chunks")).one()
+                count, mean = db.execute(text(self._STATISTICS.format(t=self.t))).one()
             count, mean = int(count or 0), float(mean or 0.0)
             self._count = (time.monotonic(), count, mean)
         return count, mean
@@ -199,18 +202,15 @@ class LexicalIndex:
 class SqliteLexicalIndex(LexicalIndex):
     """FTS5: its index, its vocabulary table and its BM25 (``rank``)."""
 
-    _INSERT = ("INSERT OR IGNORE INTO {t}_chunks (chunk_id, doc_id, date_num, body, words) "
-               "VALUES (:chunk_id, :doc_id, :date_num, :body, :words)")
+    _INSERT = ("INSERT OR IGNORE INTO {t}_chunks (chunk_id, doc_id, date_num, body) "
+               "VALUES (:chunk_id, :doc_id, :date_num, :body)")  # FTS5 keeps chunk lengths itself
 
     def _ensure_tables(self) -> None:
         t = self.t
         with self.engine.begin() as db:
             db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_chunks (rowid INTEGER PRIMARY KEY, "
                             f"chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, date_num INTEGER NOT NULL DEFAULT 0, "
-                            f"body TEXT NOT NULL, words INTEGER NOT NULL DEFAULT 0)"))
-            columns = {row[1] for row in db.execute(text(f"PRAGMA table_info({t}_chunks)"))}
-            if "words" not in columns:  # tables from before the PostgreSQL engine; FTS5 keeps its own lengths
-                db.execute(text(f"ALTER TABLE {t}_chunks ADD COLUMN words INTEGER NOT NULL DEFAULT 0"))
+                            f"body TEXT NOT NULL)"))
             db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t}_chunks (doc_id)"))
             db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_date ON {t}_chunks (date_num)"))
             db.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(body, content='{t}_chunks', "
@@ -242,6 +242,7 @@ class PostgresLexicalIndex(LexicalIndex):
 
     _INSERT = ("INSERT INTO {t}_chunks (chunk_id, doc_id, date_num, body, words) "
                "VALUES (:chunk_id, :doc_id, :date_num, :body, :words) ON CONFLICT (chunk_id) DO NOTHING")
+    _STATISTICS = "SELECT count(*), avg(words) FROM {t}_chunks"
 
     def _ensure_tables(self) -> None:
         t = self.t
