@@ -135,18 +135,62 @@ def test_postgres_full_text_search_ranks_like_fts5_and_filters_the_same(postgres
         with pg.engine.connect() as a, fts5.engine.connect() as b:
             assert set(pg.search_terms(a, question)) == set(fts5.search_terms(b, question)), question
 
-    # Document frequencies follow deletions: the kept statistics equal a recount from the vectors.
+    # Postings, document frequencies and totals follow deletions: each equals a recount from the chunks.
     pg.delete(ids[::3])
     pg.delete_articles([metas[1]["doc_id"]])
-    with pg.engine.connect() as db:
-        differing = db.execute(text(
-            f"SELECT count(*) FROM (SELECT u.lexeme, count(*) AS n FROM {pg.t}_chunks AS c, unnest(c.tsv) AS u "
-            f"GROUP BY u.lexeme) AS counted FULL JOIN {pg.t}_terms AS t ON t.term = counted.lexeme "
-            f"WHERE t.df IS DISTINCT FROM counted.n")).scalar()
-    assert differing == 0
+    assert_statistics_recount(pg)
     pg.clear()
     with pg.engine.connect() as db:
-        assert db.execute(text(f"SELECT count(*) FROM {pg.t}_terms")).scalar() == 0
+        assert [db.execute(text(f"SELECT count(*) FROM {pg.t}_{name}")).scalar() for name in ("terms", "postings")] == [0, 0]
+        assert db.execute(text(f"SELECT chunks, words FROM {pg.t}_totals")).one() == (0, 0)
+
+
+def assert_statistics_recount(pg: PostgresLexicalIndex) -> None:
+    t = pg.t
+    with pg.engine.connect() as db:
+        differing = db.execute(text(
+            f"SELECT count(*) FROM (SELECT u.lexeme, count(*) AS n FROM {t}_chunks AS c, unnest(c.tsv) AS u "
+            f"GROUP BY u.lexeme) AS counted FULL JOIN {t}_terms AS t ON t.term = counted.lexeme "
+            f"WHERE t.df IS DISTINCT FROM counted.n")).scalar()
+        postings = db.execute(text(
+            f"SELECT count(*) FROM (SELECT c.id, u.lexeme, cardinality(u.positions) AS tf, c.words "
+            f"FROM {t}_chunks AS c, unnest(c.tsv) AS u) AS counted FULL JOIN {t}_postings AS p "
+            f"ON p.chunk = counted.id AND p.term = counted.lexeme "
+            f"WHERE (p.tf, p.words) IS DISTINCT FROM (counted.tf, counted.words)")).scalar()
+        totals = db.execute(text(f"SELECT (SELECT (chunks, words) FROM {t}_totals) = "
+                                 f"(SELECT (count(*), coalesce(sum(words), 0)) FROM {t}_chunks)")).scalar()
+    assert (differing, postings, totals) == (0, 0, True)
+
+
+def test_a_postgres_lexical_index_of_the_first_release_is_upgraded_in_place(postgres):
+    """The first release searched a GIN index over tsv and kept no postings or totals: opening it
+    adds them, filled from the chunks already there, and searches as a fresh index does."""
+    ids, texts, metas = _chunks()
+    url = postgres.new_database("first_release")
+    fresh = open_lexical_index(engine_for(postgres.new_database("fresh")), "chroma/articles")
+    fresh.add(ids, texts, metas)
+    with engine_for(url).begin() as db:
+        t = "lexical_chroma_articles"
+        open_lexical_index(engine_for(url), "chroma/articles")  # today's tables, then made into the first release's
+        db.execute(text(f"DROP TABLE {t}_postings, {t}_totals"))
+        db.execute(text(f"DROP TRIGGER {t}_added ON {t}_chunks"))
+        db.execute(text(f"ALTER TABLE {t}_chunks DROP COLUMN id"))
+        db.execute(text(f"CREATE INDEX {t}_tsv ON {t}_chunks USING GIN (tsv)"))
+        db.execute(text(f"INSERT INTO {t}_chunks (chunk_id, doc_id, date_num, body, words) "
+                        f"SELECT * FROM unnest(CAST(:i AS text[]), CAST(:d AS text[]), CAST(:n AS int[]), "
+                        f"CAST(:b AS text[]), CAST(:w AS int[]))"),
+                   {"i": ids, "d": [m["doc_id"] for m in metas], "n": [m["date_num"] for m in metas], "b": texts,
+                    "w": [len(lexical_module._WORD.findall(b)) for b in texts]})
+        db.execute(text(f"DELETE FROM {t}_terms"))
+        db.execute(text(f"INSERT INTO {t}_terms SELECT u.lexeme, count(*) FROM {t}_chunks, unnest(tsv) AS u GROUP BY 1"))
+    upgraded = open_lexical_index(engine_for(url), "chroma/articles")
+    assert_statistics_recount(upgraded)
+    with upgraded.engine.connect() as db:
+        assert db.execute(text("SELECT to_regclass('lexical_chroma_articles_tsv')")).scalar() is None
+    for question in ("export controls on chips", "vulnerability discovery"):
+        assert upgraded.search(question, 10) == fresh.search(question, 10)
+    upgraded.delete(ids[:5])
+    assert_statistics_recount(upgraded)
 
 
 def test_feedback_unanswered_questions_and_evaluation_runs_are_one_store_for_every_process(postgres):
@@ -241,6 +285,46 @@ def test_one_indexer_at_a_time_across_data_dirs_and_a_killed_holder_frees_the_lo
         holder.kill()
     for folder in (tmp_path / "one", tmp_path / "two"):
         assert not folder.exists() or not any(folder.rglob("*")), "nothing written to the data dirs"
+
+
+def test_an_indexer_that_loses_its_lock_to_a_database_restart_stops_between_batches(postgres, tmp_path, embedding_model):
+    """A server restart (here: the lock's connection terminated, which is what a restart does to
+    it) frees the advisory lock under a live indexer; it must stop rather than write beside the
+    next indexer."""
+    from rag.components import Components
+    from rag.ingest.index import IndexLockLostError, index_articles, indexer_lock, open_record_manager
+    from rag.ingest.load import load_paths
+    from rag.quality.synthetic import StandInEmbeddings
+
+    url = postgres.new_database("lost")
+    settings = Settings(data_dir=tmp_path / "one", RAG_RECORD_DB_URL=url, _env_file=None)
+    with indexer_lock(settings, wait=False) as still_locked:
+        still_locked()  # held: passes
+        with engine_for(url).connect() as db:
+            killed = db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                                     "AND pid <> pg_backend_pid()")).scalars().all()
+        assert killed == [True]
+        with pytest.raises(IndexLockLostError, match="run the same command again"):
+            still_locked()
+        other = Settings(data_dir=tmp_path / "two", RAG_RECORD_DB_URL=url, _env_file=None)
+        with indexer_lock(other, wait=False):  # what the lost lock lets happen: why the indexer must stop
+            pass
+
+    # index_articles asks before every batch: a lock lost after the second batch leaves two batches written.
+    checks = []
+
+    def lost_after_two() -> None:
+        checks.append(1)
+        if len(checks) > 2:
+            raise IndexLockLostError("lost")
+
+    parts = Components(settings, embedding_model=embedding_model)
+    articles = load_paths([REPO / "corpus"]).articles
+    with pytest.raises(IndexLockLostError):
+        index_articles(articles, store=parts.store(create=True), embeddings=StandInEmbeddings(),
+                       record_manager=open_record_manager(settings), chunker=parts.chunker, batch_size=4,
+                       still_locked=lost_after_two)
+    assert len(checks) == 3 and parts.store()._collection.count() == 8
 
 
 def test_a_server_database_holds_all_state_and_the_default_stays_sqlite(tmp_path):

@@ -40,9 +40,11 @@ def test_watch_indexes_added_changed_and_deleted_files_until_ctrl_c(settings, co
     private.mkdir()
     (private / "keys.md").write_text("# Keys\n\nThe admin password is hunter2-hunter2.\n", encoding="utf-8")
     (corpus_dir / "keys.md").symlink_to(private / "keys.md")  # there at the first scan: refused
-    env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_LLM": "extractive"}
+    # PYTHONFAULTHANDLER: if the watcher does not stop, SIGABRT makes it print every thread's stack.
+    env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_LLM": "extractive", "PYTHONFAULTHANDLER": "1"}
+    errors = tmp_path / "watcher-stderr.txt"
     process = subprocess.Popen([sys.executable, "-m", "rag", "index", str(corpus_dir), "--watch"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=errors.open("w"), text=True)
     out = Lines(process.stdout)
     try:
         seen = out.wait_for("watching", 0)
@@ -84,5 +86,10 @@ def test_watch_indexes_added_changed_and_deleted_files_until_ctrl_c(settings, co
         assert "Keys" not in titles() and "Buoys Replaced" in titles()
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
-        code = process.wait(timeout=60)
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            process.wait(timeout=30)
+            pytest.fail(f"the watcher did not stop within 60 s of Ctrl-C; its threads:\n{errors.read_text()[-8000:]}")
     assert code == 0 and out.wait_for("stopped watching", 0, timeout=10)

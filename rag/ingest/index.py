@@ -56,6 +56,15 @@ class DiskFullError(Exception):
     pass
 
 
+class IndexLockLostError(Exception):
+    pass
+
+
+LOCK_LOST = ("the record database restarted (or dropped this indexer's connection) during indexing, and with it "
+             "the indexer lock: stopped so that two indexers never write at once. What was written is kept; "
+             "run the same command again to finish")
+
+
 def _is_disk_full(exc: BaseException) -> bool:
     import errno
 
@@ -100,7 +109,7 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
     from rag.ingest.load import FeedLimits, load_sources
 
     settings = components.settings
-    with indexer_lock(settings, wait=wait):
+    with indexer_lock(settings, wait=wait) as still_locked:
         started = time.perf_counter()
         if rebuild:
             from rag.ingest.store import delete_collection
@@ -123,7 +132,8 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
             summary = index_articles(loaded.articles, store=lambda: components.store(create=True),
                                      embeddings=embeddings or components.embedding_model,
                                      record_manager=record_manager, chunker=components.chunker,
-                                     prune=prune and not loaded.failures, progress=progress, keep=loaded.kept)
+                                     prune=prune and not loaded.failures, progress=progress, keep=loaded.kept,
+                                     still_locked=still_locked)
         except Exception as exc:
             if _is_disk_full(exc):
                 raise DiskFullError(
@@ -196,16 +206,18 @@ BUSY = "another indexer is running on this index; wait for it, or pass --wait to
 
 
 @contextmanager
-def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[None]:
+def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], None]]:
     """Hold the one-indexer-per-index lock for the ``with`` block, or raise ``IndexBusyError``
-    (unless ``wait``: then queue behind the indexer that holds it).
+    (unless ``wait``: then queue behind the indexer that holds it). Yields a check that raises
+    ``IndexLockLostError`` if the lock is no longer held (``index_articles`` calls it between batches).
 
     With shared state on PostgreSQL it is a session advisory lock, so it holds across machines and
-    the server releases it when the holder's connection dies (a killed indexer); otherwise a file
-    lock under ``RAG_DATA_DIR``, which the OS releases when the process dies."""
+    the server releases it when the holder's connection dies (a killed indexer) — and when the
+    server restarts under a live indexer, hence the check. Otherwise a file lock under
+    ``RAG_DATA_DIR``, which the OS releases when the process dies and nothing else takes away."""
     if settings.shared_state:
-        with _advisory_lock(settings, wait=wait):
-            yield
+        with _advisory_lock(settings, wait=wait) as check:
+            yield check
         return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(settings.data_dir / "index.lock"))
@@ -214,7 +226,7 @@ def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[None]:
     except Timeout as exc:
         raise IndexBusyError(BUSY) from exc
     try:
-        yield
+        yield lambda: None
     finally:
         lock.release()
 
@@ -234,8 +246,22 @@ def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[None]:
         elif not db.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
             raise IndexBusyError(BUSY)
         db.commit()  # the lock belongs to the session: no transaction stays open while indexing
+
+        def check() -> None:
+            try:
+                # pg_locks shows a 64-bit key as two unsigned 32-bit halves (objsubid 1: one bigint key).
+                held = db.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                       "AND pid = pg_backend_pid() AND classid::bigint = :high "
+                                       "AND objid::bigint = :low AND objsubid = 1"),
+                                  {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}).scalar()
+                db.commit()
+            except Exception as exc:  # the connection is gone, and the server freed the lock with it
+                raise IndexLockLostError(LOCK_LOST) from exc
+            if not held:
+                raise IndexLockLostError(LOCK_LOST)
+
         try:
-            yield
+            yield check
         finally:
             try:
                 db.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
@@ -255,6 +281,7 @@ def index_articles(
     progress: Callable[[Iterable[Document], int], Iterable[Document]] | None = None,
     batch_size: int = 256,
     keep: Iterable[str] = (),
+    still_locked: Callable[[], None] = lambda: None,
 ) -> IndexSummary:
     """Write ``articles`` into the store; with ``prune``, remove every article not among them or
     ``keep`` (feed entries skipped unfetched as unchanged: they are still wanted).
@@ -268,6 +295,8 @@ def index_articles(
 
     ``store`` may be a function that opens it: it is called only once there is something to write
     or remove, after the model has started computing. ``embeddings`` defaults to the store's.
+    ``still_locked`` (from ``indexer_lock``) is called before each batch is written and before
+    pruning: it raises if this indexer has lost its lock, so the run stops instead of writing beside another.
     """
     started = time.perf_counter()
     opened: list[Chroma] = []
@@ -315,6 +344,7 @@ def index_articles(
             from rag.ingest.store import writer_for  # chromadb is imported only when there is something to write
 
             stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
+            stream = _checked_every(batch_size, stream, still_locked)
             result = langchain_index(stream, record_manager, writer_for(the_store(), lexical, prefetcher),
                                      cleanup="incremental", source_id_key="doc_id", key_encoder=_chunk_key,
                                      batch_size=batch_size)
@@ -328,6 +358,7 @@ def index_articles(
             prefetcher.close()
     summary.unchanged.extend(keep)
     if prune:
+        still_locked()
         wanted = {a.doc_id for a in articles} | set(keep)
         gone = sorted((set(indexed_doc_ids(record_manager)) | set(known)) - wanted)
         removed = remove_articles(gone, store=the_store(), record_manager=record_manager) if gone else {}
@@ -337,6 +368,14 @@ def index_articles(
         bump_generation(the_store())
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _checked_every(size: int, docs: Iterable[Document], check: Callable[[], None]) -> Iterator[Document]:
+    """``docs``, calling ``check`` before each ``size`` of them (``index()`` takes them in batches of ``size``)."""
+    for i, doc in enumerate(docs):
+        if i % size == 0:
+            check()
+        yield doc
 
 
 def article_fingerprint(article: Article, chunker: Chunker) -> str:

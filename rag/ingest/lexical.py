@@ -238,11 +238,11 @@ class SqliteLexicalIndex(LexicalIndex):
 
 
 class PostgresLexicalIndex(LexicalIndex):
-    """A tsvector column with a GIN index; BM25 from term statistics (see the module's docstring)."""
+    """Postings kept beside the chunks by triggers; BM25 summed over them (see the module's docstring)."""
 
     _INSERT = ("INSERT INTO {t}_chunks (chunk_id, doc_id, date_num, body, words) "
                "VALUES (:chunk_id, :doc_id, :date_num, :body, :words) ON CONFLICT (chunk_id) DO NOTHING")
-    _STATISTICS = "SELECT count(*), avg(words) FROM {t}_chunks"
+    _STATISTICS = "SELECT chunks, words::float8 / greatest(chunks, 1) FROM {t}_totals"
 
     def _ensure_tables(self) -> None:
         t = self.t
@@ -257,27 +257,54 @@ class PostgresLexicalIndex(LexicalIndex):
                 db.execute(text(f"ALTER TEXT SEARCH CONFIGURATION {CONFIG} ALTER MAPPING FOR asciiword, word, "
                                 f"numword, asciihword, hword, numhword, hword_asciipart, hword_part, hword_numpart "
                                 f"WITH {CONFIG}_stem"))
+            new = {name for name in ("postings", "totals")
+                   if db.execute(text("SELECT to_regclass(:n)"), {"n": f"{t}_{name}"}).scalar() is None}
             db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_chunks (chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, "
                             f"date_num INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL, words INTEGER NOT NULL, "
                             f"tsv tsvector GENERATED ALWAYS AS (to_tsvector('{CONFIG}', body)) STORED)"))
-            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_tsv ON {t}_chunks USING GIN (tsv)"))
+            # A small number for each chunk, so that postings stay narrow (indexes of the first
+            # release, searched through a GIN index over tsv, gain it here; the GIN index goes).
+            db.execute(text(f"ALTER TABLE {t}_chunks ADD COLUMN IF NOT EXISTS id BIGINT GENERATED ALWAYS AS IDENTITY"))
+            db.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_id ON {t}_chunks (id)"))
+            db.execute(text(f"DROP INDEX IF EXISTS {t}_tsv"))
             db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t}_chunks (doc_id)"))
             db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_date ON {t}_chunks (date_num)"))
+            # One row per (lexeme, chunk): its frequency there and the chunk's length, so a question's
+            # BM25 is an index-only scan of its lexemes' postings — no chunk row is read to rank.
+            db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_postings (chunk BIGINT NOT NULL, term TEXT NOT NULL, "
+                            f"tf INTEGER NOT NULL, words INTEGER NOT NULL, PRIMARY KEY (chunk, term))"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_postings_term ON {t}_postings (term) INCLUDE (chunk, tf, words)"))
             db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL)"))
-            # Document frequencies follow every insert and delete, once per statement (a batch of chunks).
+            db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_totals (chunks BIGINT NOT NULL, words BIGINT NOT NULL)"))
+            if new:  # tables added to an existing index: filled once, with writers held off until this commits
+                db.execute(text(f"LOCK TABLE {t}_chunks IN SHARE ROW EXCLUSIVE MODE"))
+            if "postings" in new:
+                db.execute(text(f"INSERT INTO {t}_postings (chunk, term, tf, words) SELECT c.id, u.lexeme, "
+                                f"cardinality(u.positions), c.words FROM {t}_chunks AS c, unnest(c.tsv) AS u"))
+            if "totals" in new:
+                db.execute(text(f"INSERT INTO {t}_totals SELECT count(*), coalesce(sum(words), 0) FROM {t}_chunks"))
+            # Postings, document frequencies and totals follow every insert and delete, once per
+            # statement (a batch of chunks), from the statement's transition table.
             db.execute(text(f"""CREATE OR REPLACE FUNCTION {t}_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
+                    INSERT INTO {t}_postings (chunk, term, tf, words)
+                        SELECT added.id, u.lexeme, cardinality(u.positions), added.words FROM added, unnest(added.tsv) AS u;
                     INSERT INTO {t}_terms (term, df)
                         SELECT u.lexeme, count(*) FROM added, unnest(added.tsv) AS u GROUP BY u.lexeme
                         ON CONFLICT (term) DO UPDATE SET df = {t}_terms.df + EXCLUDED.df;
+                    UPDATE {t}_totals SET chunks = {t}_totals.chunks + n, words = {t}_totals.words + w
+                        FROM (SELECT count(*) AS n, coalesce(sum(added.words), 0) AS w FROM added) AS batch;
                     RETURN NULL;
                 END $$"""))
             db.execute(text(f"""CREATE OR REPLACE FUNCTION {t}_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
+                    DELETE FROM {t}_postings AS p USING removed WHERE p.chunk = removed.id;
                     UPDATE {t}_terms SET df = {t}_terms.df - gone.n
                         FROM (SELECT u.lexeme, count(*) AS n FROM removed, unnest(removed.tsv) AS u GROUP BY u.lexeme) AS gone
                         WHERE {t}_terms.term = gone.lexeme;
                     DELETE FROM {t}_terms WHERE df <= 0;
+                    UPDATE {t}_totals SET chunks = {t}_totals.chunks - n, words = {t}_totals.words - w
+                        FROM (SELECT count(*) AS n, coalesce(sum(removed.words), 0) AS w FROM removed) AS batch;
                     RETURN NULL;
                 END $$"""))
             db.execute(text(f"CREATE OR REPLACE TRIGGER {t}_added AFTER INSERT ON {t}_chunks REFERENCING NEW TABLE AS added "
@@ -307,20 +334,17 @@ class PostgresLexicalIndex(LexicalIndex):
     def _ranked(self, db, terms, k, conditions, params):
         size, mean_words = self._statistics()
         frequency = dict(terms.values())  # lexeme -> document frequency ("model" and "models" share one)
-        lexemes = list(frequency)
         idf = [max(1e-6, math.log((size - df + 0.5) / (df + 0.5))) for df in frequency.values()]  # FTS5's IDF
-        query = " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
-        # Each matching chunk's tsvector is cut to the question's lexemes (setweight marks them A,
-        # ts_filter keeps the A's) before it is unnested for their term frequencies.
-        sql = (f"WITH q AS (SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:idf AS float8[])) AS q(term, idf)) "
-               f"SELECT c.chunk_id, sum(q.idf * cardinality(u.positions) * {K1 + 1} / "
-               f"(cardinality(u.positions) + {K1} * (1 - {B} + {B} * c.words / :mean_words))) AS score "
-               f"FROM {self.t}_chunks AS c "
-               f"CROSS JOIN LATERAL unnest(ts_filter(setweight(c.tsv, 'A', CAST(:lexemes AS text[])), '{{a}}')) AS u "
-               f"JOIN q ON q.term = u.lexeme "
-               f"WHERE {' AND '.join(['c.tsv @@ CAST(:query AS tsquery)', *conditions])} "
-               f"GROUP BY c.chunk_id ORDER BY score DESC, c.chunk_id LIMIT :k")
-        rows = db.execute(text(sql), {**params, "lexemes": lexemes, "idf": idf, "query": query,
+        # Filters need the chunk's row; an unfiltered question reads postings only, then names the best k.
+        allowed = f"JOIN {self.t}_chunks AS c ON c.id = p.chunk WHERE {' AND '.join(conditions)} " if conditions else ""
+        sql = (f"WITH q AS (SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:idf AS float8[])) AS q(term, idf)), "
+               f"best AS (SELECT p.chunk, sum(q.idf * p.tf * {K1 + 1} / "
+               f"(p.tf + {K1} * (1 - {B} + {B} * p.words / :mean_words))) AS score "
+               f"FROM q JOIN {self.t}_postings AS p ON p.term = q.term {allowed}"
+               f"GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT :k) "
+               f"SELECT c.chunk_id, best.score FROM best JOIN {self.t}_chunks AS c ON c.id = best.chunk "
+               f"ORDER BY best.score DESC, best.chunk")
+        rows = db.execute(text(sql), {**params, "lexemes": list(frequency), "idf": idf,
                                       "mean_words": max(mean_words, 1.0), "k": k})
         return [(row[0], float(row[1])) for row in rows]
 

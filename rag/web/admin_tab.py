@@ -7,7 +7,7 @@ import logging
 
 import gradio as gr
 
-from rag.ingest.index import IndexBusyError
+from rag.ingest.index import IndexBusyError, IndexLockLostError
 from rag.web.admin import Admin, AdminError
 from rag.web.limits import LoginThrottle
 from rag.web.protected import password_guarded
@@ -26,7 +26,7 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
                 [[r[c] for c in source_columns] for r in admin.sources(password)])
 
     def guarded(action):
-        return password_guarded(action, throttle, "admin", (AdminError, IndexBusyError))
+        return password_guarded(action, throttle, "admin", (AdminError, IndexBusyError, IndexLockLostError))
 
     with gr.Tab("Admin", elem_id="admin-tab"):
         password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
