@@ -142,10 +142,12 @@ def test_one_indexer_at_a_time_across_machines_and_a_killed_one_resumes_to_a_fre
     with engine_for(servers["RAG_RECORD_DB_URL"]).connect() as db:
         rows = {name: sorted(r[0] for r in db.execute(text(f"SELECT chunk_id FROM lexical_chroma_{name}_chunks")))
                 for name in ("news", "fresh")}
-        terms = {name: db.execute(text(f"SELECT count(*), sum(df) FROM lexical_chroma_{name}_terms")).one()
+        terms = {name: db.execute(text(f"SELECT count(*), sum(df), (SELECT count(*) FROM lexical_chroma_{name}_postings), "
+                                       f"(SELECT (chunks, words) FROM lexical_chroma_{name}_totals) "
+                                       f"FROM lexical_chroma_{name}_terms")).one()
                  for name in ("news", "fresh")}
     assert rows["news"] == rows["fresh"] == chunks["fresh"], "same lexical rows as a fresh build"
-    assert terms["news"] == terms["fresh"], "same term statistics as a fresh build"
+    assert terms["news"] == terms["fresh"], "same term statistics, postings and totals as a fresh build"
     no_local_state(tmp_path / "one", tmp_path / "two", tmp_path / "fresh")
 
 

@@ -232,7 +232,7 @@ def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], Non
 
 
 @contextmanager
-def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[None]:
+def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], None]]:
     engine = engine_for(settings.record_db_url)
     key = lock_key(f"rag-indexer:chroma/{settings.collection}")
     try:
