@@ -265,7 +265,10 @@ class PostgresLexicalIndex(LexicalIndex):
                             f"tsv tsvector GENERATED ALWAYS AS (to_tsvector('{CONFIG}', body)) STORED)"))
             # A small number for each chunk, so that postings stay narrow (indexes of the first
             # release, searched through a GIN index over tsv, gain it here; the GIN index goes).
-            db.execute(text(f"ALTER TABLE {t}_chunks ADD COLUMN IF NOT EXISTS id BIGINT GENERATED ALWAYS AS IDENTITY"))
+            # Looked up first: ALTER TABLE would lock out readers even when it has nothing to do.
+            if not db.execute(text("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                                   "AND table_name = :t AND column_name = 'id'"), {"t": f"{t}_chunks"}).first():
+                db.execute(text(f"ALTER TABLE {t}_chunks ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY"))
             db.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_id ON {t}_chunks (id)"))
             db.execute(text(f"DROP INDEX IF EXISTS {t}_tsv"))
             db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t}_chunks (doc_id)"))
