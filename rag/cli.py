@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -183,6 +184,7 @@ def cmd_index(args, settings: Settings) -> int:
 def watch(settings: Settings, folders: list[str]) -> int:
     from rag.ingest.watch import watch_folders
 
+    stop_on_ctrl_c_and_term()
     print(f"watching {', '.join(folders)} for changes (Ctrl-C stops)", flush=True)
     try:
         watch_folders(components(settings), folders,
@@ -193,6 +195,19 @@ def watch(settings: Settings, folders: list[str]) -> int:
         pass
     print("stopped watching", flush=True)
     return 0
+
+
+def stop_on_ctrl_c_and_term() -> None:
+    """Make Ctrl-C (SIGINT) and ``kill``/``docker stop`` (SIGTERM) end a long-running command
+    cleanly (``KeyboardInterrupt``), even if this process was started with SIGINT ignored or
+    blocked — a background job of a script, or a parent that had it blocked, both inherited — which
+    would otherwise leave a watcher running for ever."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def filters_from(args):

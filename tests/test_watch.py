@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,7 +90,37 @@ def test_watch_indexes_added_changed_and_deleted_files_until_ctrl_c(settings, co
         try:
             code = process.wait(timeout=60)
         except subprocess.TimeoutExpired:
+            masks = signal_masks(process.pid)
             process.send_signal(signal.SIGABRT)
             process.wait(timeout=30)
-            pytest.fail(f"the watcher did not stop within 60 s of Ctrl-C; its threads:\n{errors.read_text()[-8000:]}")
+            pytest.fail(f"the watcher did not stop within 60 s of Ctrl-C ({masks}); its threads:\n"
+                        f"{errors.read_text()[-8000:]}")
+    assert code == 0 and out.wait_for("stopped watching", 0, timeout=10)
+
+
+def signal_masks(pid: int) -> str:
+    """The process's ignored, blocked and pending signals (hex masks from /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return ", ".join(line.replace("\t", " ") for line in status if line.startswith(("SigIgn", "SigBlk", "ShdPnd", "SigPnd")))
+
+
+def inherit_ctrl_c_ignored_and_blocked() -> None:
+    """What a script's background job, or a parent holding signals blocked, hands down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_watch_stops_on_ctrl_c_or_kill_even_if_started_with_them_ignored(settings, corpus_dir, stop):
+    env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_LLM": "extractive"}
+    process = subprocess.Popen([sys.executable, "-m", "rag", "index", str(corpus_dir), "--watch"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               preexec_fn=inherit_ctrl_c_ignored_and_blocked)
+    out = Lines(process.stdout)
+    try:
+        out.wait_for("watching", 0)
+        process.send_signal(stop)
+        code = process.wait(timeout=30)
+    finally:
+        process.kill()
     assert code == 0 and out.wait_for("stopped watching", 0, timeout=10)
