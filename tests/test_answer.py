@@ -57,18 +57,6 @@ def test_filters_restrict_retrieval_to_chosen_articles_and_dates(indexed):
     assert recent and all(d.metadata["date"] >= "2024-01-01" for d in recent)
 
 
-def test_a_filter_allowing_too_many_chunks_to_list_filters_an_over_fetched_search_the_same(indexed, monkeypatch):
-    from rag.answer import retrieve
-
-    question, recent = "What did the council and the library decide?", Filters(date_from="2024-01-01")
-    listed = indexed.retriever.invoke(question, filters=recent)  # Chroma searches among the allowed ids
-    monkeypatch.setattr(retrieve, "MAX_ALLOWED_IDS", 1)  # now too many to list: over-fetch, then keep the allowed
-    over_fetched = indexed.retriever.invoke(question, filters=recent)
-    assert [d.id for d in over_fetched] == [d.id for d in listed] and len(listed) > 1
-    assert all(d.metadata["date"] >= "2024-01-01" for d in over_fetched)
-    assert indexed.retriever.invoke(question, filters=Filters(date_from="2999-01-01")) == []
-
-
 def test_broken_llm_falls_back_to_extractive(indexed):
     class Down(GenericFakeChatModel):
         def _generate(self, *args, **kwargs):

@@ -124,9 +124,6 @@ def test_postgres_full_text_search_ranks_like_fts5_and_filters_the_same(postgres
                (metas[0]["doc_id"], metas[1]["doc_id"])}]
     for f in filters:
         assert sorted(pg.matching_ids(10_000, **f)) == sorted(fts5.matching_ids(10_000, **f)), f
-        allowed = len(fts5.matching_ids(10_000, **f))
-        assert pg.count_matching(10_000, **f) == fts5.count_matching(10_000, **f) == allowed > 3, f
-        assert pg.count_matching(3, **f) == fts5.count_matching(3, **f) == 3, "counted up to the cap"
         assert pg.allowed(ids[:50], **f) == fts5.allowed(ids[:50], **f), f
         assert {c for c, _ in pg.search("export controls", 50, **f)} == {c for c, _ in fts5.search("export controls", 50, **f)}
     assert pg.undated_articles() == fts5.undated_articles() > 0
@@ -175,11 +172,7 @@ def test_a_postgres_lexical_index_of_the_first_release_is_upgraded_in_place(post
     with engine_for(url).begin() as db:
         t = "lexical_chroma_articles"
         open_lexical_index(engine_for(url), "chroma/articles")  # today's tables, then made into the first release's
-        db.execute(text(f"COMMENT ON TABLE {t}_chunks IS NULL"))  # no schema version then
         db.execute(text(f"DROP TABLE {t}_postings, {t}_totals"))
-        db.execute(text(f"DROP INDEX {t}_by_doc, {t}_by_date"))
-        db.execute(text(f"CREATE INDEX {t}_doc ON {t}_chunks (doc_id)"))
-        db.execute(text(f"CREATE INDEX {t}_date ON {t}_chunks (date_num)"))
         db.execute(text(f"DROP TRIGGER {t}_added ON {t}_chunks"))
         db.execute(text(f"ALTER TABLE {t}_chunks DROP COLUMN id"))
         db.execute(text(f"CREATE INDEX {t}_tsv ON {t}_chunks USING GIN (tsv)"))
@@ -192,35 +185,12 @@ def test_a_postgres_lexical_index_of_the_first_release_is_upgraded_in_place(post
         db.execute(text(f"INSERT INTO {t}_terms SELECT u.lexeme, count(*) FROM {t}_chunks, unnest(tsv) AS u GROUP BY 1"))
     upgraded = open_lexical_index(engine_for(url), "chroma/articles")
     assert_statistics_recount(upgraded)
-    schema = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'lexical_chroma_articles_chunks' ORDER BY 1"
-    with upgraded.engine.connect() as db, fresh.engine.connect() as fresh_db:
-        assert db.execute(text(schema)).all() == fresh_db.execute(text(schema)).all()  # the GIN and plain indexes gone
-        assert db.execute(text("SELECT obj_description('lexical_chroma_articles_chunks'::regclass, 'pg_class')")
-                          ).scalar() == PostgresLexicalIndex.SCHEMA
+    with upgraded.engine.connect() as db:
+        assert db.execute(text("SELECT to_regclass('lexical_chroma_articles_tsv')")).scalar() is None
     for question in ("export controls on chips", "vulnerability discovery"):
         assert upgraded.search(question, 10) == fresh.search(question, 10)
     upgraded.delete(ids[:5])
     assert_statistics_recount(upgraded)
-
-
-def test_a_reader_opening_a_current_lexical_index_does_not_wait_for_an_indexers_batch(postgres):
-    """Every DDL statement takes a table lock, even one with nothing to do; an indexer's open batch
-    holds a lock that conflicts with them. A current schema is therefore not touched when opened."""
-    from sqlalchemy import create_engine
-
-    from rag.db import sqlalchemy_url
-
-    url = postgres.new_database("busy")
-    index = open_lexical_index(engine_for(url), "chroma/articles")
-    impatient = create_engine(sqlalchemy_url(url), connect_args={"options": "-c lock_timeout=2000"})
-    with engine_for(url).connect() as indexer:
-        batch = indexer.begin()
-        indexer.execute(text(f"INSERT INTO {index.t}_chunks (chunk_id, doc_id, date_num, body, words) "
-                             f"VALUES ('x', 'x', 0, 'export controls', 2)"))  # the batch is still open
-        reader = open_lexical_index(impatient, "chroma/articles")  # a lock wait would fail after 2 s
-        assert reader.search("export controls", 5) == []  # the open batch is not visible yet
-        batch.commit()
-    assert [c for c, _ in reader.search("export controls", 5)] == ["x"]
 
 
 def test_feedback_unanswered_questions_and_evaluation_runs_are_one_store_for_every_process(postgres):

@@ -27,7 +27,6 @@ from rag.schema import Passage
 
 RRF_K = 60
 MAX_ALLOWED_IDS = 50_000  # a filter allowing more chunks is applied to an over-fetched search
-COUNT_CAP = 10 * MAX_ALLOWED_IDS  # allowed chunks are counted this far to size the over-fetch
 OVERFETCH_MAX = 2_000
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -139,15 +138,12 @@ class HybridRetriever(BaseRetriever):
         if isinstance(self.lexical, NoLexicalIndex):  # no SQL catalogue: Chroma's metadata filter
             return store.similarity_search_with_score(query, k=self.fetch_k, filter=filters.chroma_where())
         conditions = filters.sql_conditions()
-        allowed = self.lexical.count_matching(COUNT_CAP, **conditions)
+        allowed = self.lexical.matching_ids(MAX_ALLOWED_IDS + 1, **conditions)
         if not allowed:
             return []
-        if allowed <= MAX_ALLOWED_IDS:
-            ids = self.lexical.matching_ids(MAX_ALLOWED_IDS, **conditions)
-            return store.similarity_search_with_score(query, k=self.fetch_k, ids=ids) if ids else []
-        # At least this share of chunks is allowed (the count stops at its cap; the size is a few
-        # seconds old): over-fetch enough that ~3 × fetch_k of the hits pass the filter.
-        share = min(1.0, allowed / max(self.lexical.size(), 1))
+        if len(allowed) <= MAX_ALLOWED_IDS:
+            return store.similarity_search_with_score(query, k=self.fetch_k, ids=allowed)
+        share = MAX_ALLOWED_IDS / max(self.lexical.size(), 1)  # at least this share of chunks is allowed
         hits = store.similarity_search_with_score(query, k=min(OVERFETCH_MAX, math.ceil(3 * self.fetch_k / share)))
         keep = self.lexical.allowed([doc.id for doc, _ in hits], **conditions)
         return [(doc, distance) for doc, distance in hits if doc.id in keep][:self.fetch_k]

@@ -175,15 +175,6 @@ class LexicalIndex:
                 params: dict) -> list[tuple[str, float]]:
         raise NotImplementedError
 
-    def count_matching(self, cap: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0, date_to: int = 0) -> int:
-        """How many chunks a filter allows, counted up to ``cap`` (a count reads index entries only;
-        fetching 50,000 ids just to learn that there are more took 0.2 s at a million chunks)."""
-        conditions, params = _filter_sql(doc_ids, date_from, date_to)
-        sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self.t}_chunks AS c WHERE {' AND '.join(conditions) or '1=1'} "
-               f"LIMIT :cap) AS allowed")
-        with self.engine.connect() as db:
-            return int(db.execute(text(sql), {**params, "cap": cap}).scalar() or 0)
-
     def matching_ids(self, limit: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0,
                      date_to: int = 0) -> list[str]:
         """Ids of the chunks a filter allows (at most ``limit``), from the indexed columns."""
@@ -254,19 +245,9 @@ class PostgresLexicalIndex(LexicalIndex):
                "VALUES (:chunk_id, :doc_id, :date_num, :body, :words) ON CONFLICT (chunk_id) DO NOTHING")
     _STATISTICS = "SELECT chunks, words::float8 / greatest(chunks, 1) FROM {t}_totals"
 
-    # Written on the chunks table once the schema below is complete; a new version of the schema
-    # (an index, a trigger) changes it, so that existing indexes are brought up to date when opened.
-    SCHEMA = "rag lexical index 3: postings, totals, filter indexes covering id"
-
     def _ensure_tables(self) -> None:
         t = self.t
         with self.engine.begin() as db:
-            # A current schema is left alone: every DDL statement below, even one with nothing to
-            # do (CREATE INDEX IF NOT EXISTS, CREATE OR REPLACE TRIGGER), takes a table lock that
-            # would hold a reader's start behind a running indexer's batch.
-            if db.execute(text("SELECT obj_description(to_regclass(:t), 'pg_class')"),
-                          {"t": f"{t}_chunks"}).scalar() == self.SCHEMA:
-                return
             db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("rag-migrations")})
             # Like FTS5's porter tokenizer, index every word, stemmed (Snowball's English stemmer with
             # no stop list): questions drop the same stop words on both engines, and a chunk's length
@@ -290,12 +271,8 @@ class PostgresLexicalIndex(LexicalIndex):
                 db.execute(text(f"ALTER TABLE {t}_chunks ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY"))
             db.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_id ON {t}_chunks (id)"))
             db.execute(text(f"DROP INDEX IF EXISTS {t}_tsv"))
-            # A filtered question joins each of its postings to the chunk's filter columns; carrying
-            # the id in the filter indexes lets PostgreSQL hash-join an index-only scan of the allowed
-            # chunks instead (1M chunks, a two-year filter: 0.3 s → 0.12 s). They replace plain ones.
-            db.execute(text(f"DROP INDEX IF EXISTS {t}_doc, {t}_date"))
-            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_by_doc ON {t}_chunks (doc_id) INCLUDE (id)"))
-            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_by_date ON {t}_chunks (date_num) INCLUDE (id)"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t}_chunks (doc_id)"))
+            db.execute(text(f"CREATE INDEX IF NOT EXISTS {t}_date ON {t}_chunks (date_num)"))
             # One row per (lexeme, chunk): its frequency there and the chunk's length, so a question's
             # BM25 is an index-only scan of its lexemes' postings — no chunk row is read to rank.
             db.execute(text(f"CREATE TABLE IF NOT EXISTS {t}_postings (chunk BIGINT NOT NULL, term TEXT NOT NULL, "
@@ -338,7 +315,6 @@ class PostgresLexicalIndex(LexicalIndex):
                             f"FOR EACH STATEMENT EXECUTE FUNCTION {t}_count_added()"))
             db.execute(text(f"CREATE OR REPLACE TRIGGER {t}_removed AFTER DELETE ON {t}_chunks REFERENCING OLD TABLE AS removed "
                             f"FOR EACH STATEMENT EXECUTE FUNCTION {t}_count_removed()"))
-            db.execute(text(f"COMMENT ON TABLE {t}_chunks IS '{self.SCHEMA}'"))
 
     def add(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
         # PostgreSQL text cannot hold NUL characters (SQLite can); the chunk's words are the same without them.
@@ -362,7 +338,6 @@ class PostgresLexicalIndex(LexicalIndex):
     def _ranked(self, db, terms, k, conditions, params):
         size, mean_words = self._statistics()
         frequency = dict(terms.values())  # lexeme -> document frequency ("model" and "models" share one)
-        size = max(size, *frequency.values())  # the size is up to 5 s old: chunks added since may hold the term
         idf = [max(1e-6, math.log((size - df + 0.5) / (df + 0.5))) for df in frequency.values()]  # FTS5's IDF
         # Filters need the chunk's row; an unfiltered question reads postings only, then names the best k.
         allowed = f"JOIN {self.t}_chunks AS c ON c.id = p.chunk WHERE {' AND '.join(conditions)} " if conditions else ""
@@ -423,7 +398,7 @@ class NoLexicalIndex:
     def search(self, *args, **kwargs):
         raise LexicalIndexError(self.reason)
 
-    count_matching = matching_ids = allowed = search
+    matching_ids = allowed = search
 
 
 def open_lexical_index(engine: Engine, namespace: str) -> LexicalIndex | NoLexicalIndex:
