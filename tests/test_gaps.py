@@ -115,6 +115,7 @@ def test_the_running_app_keeps_refusals_from_ask_and_staff_see_them_grouped(tmp_
         assert [row[1] for row in rows] == [3] and rows[0][2] == groups[0]["representative"] and "<img" in chart
         exported = client.predict("staff password 1", api_name="/gaps_export")
         assert sorted(r["question"] for r in load_question_set(Path(exported))) == sorted(MONGOLIA)
+        assert not (Path(env["RAG_DATA_DIR"]) / "reports").exists()  # a download only: no copy left behind
         with pytest.raises(Exception, match="wrong staff password"):
             client.predict("guess", api_name="/gaps_list")
         config = urllib.request.urlopen(url + "config", timeout=30).read().decode()

@@ -305,25 +305,25 @@ def test_an_article_source_url_cannot_break_out_of_its_footnote_link():
     assert rendered.count("<a ") == 1 and 'href="https://example.org/a%3Cb%3E' in rendered, rendered
 
 
-def test_transcripts_live_in_a_private_folder_whose_cleanup_follows_no_link(tmp_path):
+def test_downloads_live_in_a_private_folder_whose_cleanup_follows_no_link(tmp_path):
     import os
     import stat
 
-    from rag.web.chat import Transcripts
+    from rag.web.downloads import Downloads
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "keep.md").write_text("not ours")
     os.utime(outside / "keep.md", (0, 0))  # very old: a cleanup that followed the link would delete it
-    first, second = Transcripts(keep_s=60), Transcripts(keep_s=60)
+    first, second = Downloads(keep_s=60), Downloads(keep_s=60)
     assert first.folder != second.folder and outside.name not in str(first.folder)
     assert stat.S_IMODE(first.folder.stat().st_mode) == 0o700
     (first.folder / "linked").symlink_to(outside, target_is_directory=True)
     (first.folder / "linked.md").symlink_to(outside / "keep.md")
-    old = Path(first.write(["## Q\n\nA"]))
+    old = Path(first.write("conversation", ".md", "## Q\n\nA"))
     assert stat.S_IMODE(old.stat().st_mode) == 0o600 and old.read_text().endswith("A")
     os.utime(old, (0, 0))
-    newer = Path(first.write(["## Q2\n\nB"]))
+    newer = Path(first.write("conversation", ".md", "## Q2\n\nB"))
     assert not old.exists() and newer.exists()  # old transcripts go …
     assert (outside / "keep.md").read_text() == "not ours"  # … and nothing a link points at
 
@@ -399,7 +399,7 @@ def test_gradio_file_routes_serve_only_its_own_files_and_never_a_url(tmp_path):
     assert passed == [ours]
 
 
-def test_event_inputs_that_name_a_file_by_url_are_refused_before_gradio_reads_them():
+def test_event_inputs_that_name_a_file_by_url_or_outside_the_upload_folder_are_refused_before_gradio_reads_them():
     import asyncio
     import json
 
@@ -424,7 +424,7 @@ def test_event_inputs_that_name_a_file_by_url_are_refused_before_gradio_reads_th
             sent.append(message)
 
         guard = RequestGuard(app, uploads_enabled=True, upload_limit=RateLimit(1, 1, "x"), max_body_bytes=100_000,
-                             max_upload_bytes=1000, served_files=Path("/nonexistent"))
+                             max_upload_bytes=1000, served_files=Path("/tmp/gradio"))
         asyncio.run(guard({"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "headers": [],
                            "client": ("1.2.3.4", 1)}, receive, send))
         return sent[0]["status"] if sent else 200
@@ -433,6 +433,9 @@ def test_event_inputs_that_name_a_file_by_url_are_refused_before_gradio_reads_th
     assert post({"data": [by_url], "fn_index": 3}) == 403
     assert post({"data": [{"history": [{"content": [{"file": {**by_url, "path": "https://x.example/a"}}]}]}]}) == 403
     assert post({"data": [{"path": "ftp://x.example/a", "orig_name": "a.txt"}]}) == 403
+    for local in ("/proc/self/environ", "/tmp/gradio/../../etc/passwd", "data/app.sqlite", "", "/tmp/gradio-other/x"):
+        assert post({"data": [{"path": local, "meta": {"_type": "gradio.FileData"}}]}) == 403, local
+    assert post({"data": [{"path": ["/etc/passwd"], "url": "x"}]}) == 403  # not a string: refused too
     assert not reached
     # What the Admin tab's browser sends after an upload: a path in Gradio's folder, our own URL beside it.
     uploaded = {"path": "/tmp/gradio/abc/a.txt", "url": "http://127.0.0.1:7860/gradio_api/file=/tmp/gradio/abc/a.txt",

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -268,3 +269,141 @@ def test_remote_text_in_the_admin_result_never_renders(hostile_app, browser):  #
         shown = page.locator("#admin-result textarea").input_value()
         assert "![p](" in shown and "<img" in shown  # the characters, as sent
         page.close()
+
+
+# --- issue 31 item 1: no event input may name a local file -----------------------------------------
+
+def as_file(path: str) -> dict:
+    return {"path": path, "meta": {"_type": "gradio.FileData"}}
+
+
+def local_file_attacks(root) -> dict[str, str]:
+    """Paths an attacker names, each → the secret its file holds (or "" for files we only must not
+    copy). Made by the test: a secret outside every data folder, a symlink to it from a folder the
+    attacker could guess, and the same file reached through ``..`` and ``file://``."""
+    secret = root / "outside" / "secret.txt"
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_text("the launch codes are 0000")
+    link = root / "outside" / "innocent.txt"
+    if not link.exists():
+        link.symlink_to(secret)
+    from gradio.utils import get_upload_folder
+
+    uploads = get_upload_folder()
+    return {str(secret): "launch codes", str(link): "launch codes",
+            f"{uploads}/../../{secret.relative_to('/')}": "launch codes", f"file://{secret}": "launch codes",
+            "/proc/self/environ": ADMIN_PASSWORD, "/etc/passwd": "root:"}
+
+
+def event_inputs(url: str) -> list[tuple[int, str | None, int]]:
+    """Every event of the page that takes inputs: (fn_index, api name or None, number of inputs)."""
+    config = json.loads(urllib.request.urlopen(url + "config", timeout=30).read())
+    return [(dep.get("id", n), dep.get("api_name"), len(dep["inputs"]))
+            for n, dep in enumerate(config["dependencies"]) if dep["inputs"]]
+
+
+def test_no_event_input_can_name_a_local_file(hostile_app, tmp_path):
+    """The anonymous file read of issue 31: a file object in any event's inputs naming a local
+    path would have Gradio copy it into its cache and serve it. Every event, every input slot, on
+    both the /call API and the queue, for a secret file, a symlink, ``..``, ``file://``, the
+    process's environment (the passwords) and /etc/passwd: refused, and nothing comes back."""
+    from gradio.utils import get_upload_folder
+
+    url, data_dir = hostile_app
+    attacks = local_file_attacks(tmp_path)
+    events = event_inputs(url)
+    assert any(name == "chat" for _, name, _ in events) and len(events) >= 5, events
+    before = {p for p in Path(get_upload_folder()).rglob("*")}
+    for path, _secret in attacks.items():
+        chat_history = [{"role": "user", "content": [{"type": "file", "file": as_file(path)}]}]
+        bodies = [("gradio_api/call/chat", {"data": ["hi", chat_history, [], None, None]})]
+        for fn_index, name, count in events:
+            for slot in range(count):
+                data = [None] * count
+                data[slot] = as_file(path)
+                bodies.append(("gradio_api/queue/join", {"data": data, "fn_index": fn_index, "session_hash": "atk1"}))
+                if name:
+                    bodies.append((f"gradio_api/call/{name}", {"data": data}))
+        for endpoint, body in bodies:
+            status = status_of(url + endpoint, json.dumps(body).encode(), {"Content-Type": "application/json"})
+            assert status == 403, (endpoint, path, status)
+    time.sleep(1)
+    copied = [p for p in set(Path(get_upload_folder()).rglob("*")) - before
+              if p.is_file() and p.name in ("secret.txt", "innocent.txt", "environ", "passwd")]
+    assert copied == [], copied
+    log = (data_dir / "app.log").read_text()
+    assert "secret.txt" not in log and "environ" not in log and "launch codes" not in log
+
+
+def test_a_real_admin_upload_still_works(tmp_path):
+    """The guard lets through a file the client did upload (into Gradio's upload folder). The chat's
+    own transcript download: ``tests/test_web.py::test_a_shared_link_asks_its_question_and_the_conversation_downloads_as_markdown``."""
+    # An app of its own: the upload budget per client is spent by the rate-limit test above.
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_LLM": "extractive", "RAG_PORT": str(free_port()),
+           "RAG_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with start_app(env) as url:
+        upload_and_ask(url, tmp_path)
+
+
+def upload_and_ask(url: str, folder: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    upload = folder / "tidal-power.txt"
+    upload.write_text("Tidal Power Plant Approved\n\nDate: 2025-03-01\n\n"
+                      "The regional board approved a tidal power plant with 12 turbines.\n")
+    client = Client(url, verbose=False)
+    result = client.predict(ADMIN_PASSWORD, [handle_file(str(upload))], "", api_name="/admin_add")
+    assert "1 added" in json.dumps(result), result
+    answer = client.predict("How many turbines will the tidal power plant have?", api_name="/ask")
+    assert "12" in answer["answer"] and not answer["refused"], answer
+    client.predict(ADMIN_PASSWORD, ["tidal-power"], api_name="/admin_remove")
+
+
+def test_gradio_refuses_files_not_uploaded_even_without_the_guard(settings, indexed, tmp_path):
+    """Gradio's own check, the second lock: the app served without the request guard in front
+    still refuses an event input naming a local file (it runs only once ``has_launched`` is set,
+    which a mounted app never does by itself)."""
+    import threading
+
+    import uvicorn
+
+    from rag.web.chat import ChatService
+    from rag.web.feedback import FeedbackStore
+    from rag.web.page import build_app
+    from rag.web.server import build_server
+
+    from .conftest import sqlite_at
+
+    service = ChatService(indexed, FeedbackStore(sqlite_at(tmp_path / "app.sqlite")))
+    demo = build_app(service)
+    demo.queue()
+    unguarded = build_server(service, demo).app
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(unguarded, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 60
+        while not server.started:
+            assert time.time() < deadline and thread.is_alive(), "the in-process app did not start"
+            time.sleep(0.2)
+        secret = tmp_path / "secret.txt"
+        secret.write_text("the launch codes are 0000")
+        history = [{"role": "user", "content": [{"type": "file", "file": as_file(str(secret))}]}]
+        request = urllib.request.Request(base + "gradio_api/call/chat", headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"data": ["hi", history, [], None, None]}).encode())
+        event_id = json.loads(urllib.request.urlopen(request, timeout=30).read())["event_id"]
+        stream = urllib.request.urlopen(f"{base}gradio_api/call/chat/{event_id}", timeout=60).read().decode()
+        assert "event: error" in stream and "launch codes" not in stream, stream[:500]
+        assert "secret.txt" not in stream, stream[:500]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_deeply_nested_json_is_a_400_not_a_traceback(hostile_app):
+    url, data_dir = hostile_app
+    for body in (b"[" * 200_000, b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        assert status_of(url + "gradio_api/queue/join", body, {"Content-Type": "application/json"}) == 400
+    assert "RecursionError" not in (data_dir / "app.log").read_text()

@@ -2,18 +2,13 @@
 
 ``ChatService`` is what the page calls: it asks the pipeline (``rag.answer.pipeline``), turns its
 events into chat messages and source cards (``rag.web.present``), keeps what a rating needs, and
-writes the conversation's Markdown for download (``Transcripts``). No retrieval or prompting here.
+writes the conversation's Markdown for download (``rag.web.downloads``). No retrieval or prompting here.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import re
-import shutil
-import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +25,7 @@ from rag.ingest.index import list_articles
 from rag.ingest.store import StoreError, article_text
 from rag.schema import Answer
 from rag.web.admin import Admin
+from rag.web.downloads import Downloads
 from rag.web.feedback import FeedbackStore, UnansweredLog
 from rag.web.limits import LoginThrottle, MemoryCounts, RateLimit, SharedCounts
 from rag.web.present import answer_html, as_text, draft_html, passage_card, share_query, sources_html, turn_markdown
@@ -85,11 +81,12 @@ class ChatService:
         self.feedback_limit = RateLimit(30, 600, "ratings", counts=counts)
         self.upload_limit = RateLimit(20, 600, "uploads", counts=counts)  # before the admin password is known
         self.admin = Admin(components)
-        self.transcripts = Transcripts()
+        self.downloads = Downloads()  # transcripts and exports, in a private temp folder
         # Question sets: the project's development sets (when ../shared is beside the checkout) and
         # any set staff drop into RAG_DATA_DIR/question-sets.
         self.staff = Staff(components, feedback, [Path(__file__).resolve().parents[3] / "shared" / "eval",
-                                                  components.settings.data_dir / "question-sets"], self.unanswered)
+                                                  components.settings.data_dir / "question-sets"], self.unanswered,
+                           self.downloads)
 
     @property
     def pipeline(self):
@@ -205,34 +202,6 @@ def base_url_of(request: gr.Request | None) -> str:
         return str(request.base_url) if request is not None else ""
     except Exception:  # a request Gradio built without an HTTP request behind it
         return ""
-
-
-class Transcripts:
-    """Conversations as Markdown files for the download button (Gradio serves a copy from its
-    cache). They live in a folder private to this process (``mkdtemp``: mode 0700, an unpredictable
-    name, so no other local user can plant or read anything in it), each file 0600; files older
-    than ``keep_s`` are deleted as new ones are written, and the folder when the process exits."""
-
-    def __init__(self, keep_s: int = 3600) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="policy-desk-transcripts-"))
-        self.keep_s = keep_s
-        atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
-
-    def write(self, turns: list[str]) -> str:
-        self.prune()
-        name = f"conversation-{time.strftime('%Y-%m-%d-%H%M')}-{uuid.uuid4().hex[:8]}.md"
-        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(f"# {TITLE}: conversation\n\n" + "\n".join(turns))
-        return str(self.folder / name)
-
-    def prune(self) -> None:
-        """Delete old transcripts: regular files directly in the folder only (never through a link)."""
-        cutoff = time.time() - self.keep_s
-        with os.scandir(self.folder) as entries:
-            for entry in entries:
-                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                    Path(entry.path).unlink(missing_ok=True)
 
 
 def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:

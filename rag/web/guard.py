@@ -9,9 +9,13 @@ unbounded, and Gradio never fetches a URL or serves a file on a client's say-so.
   it back (an open proxy into whatever the server can reach). The app serves files only from
   Gradio's own upload/cache folder (the transcript download, the Admin tab's uploads): any other
   ``file=`` target, URLs first, and Gradio's ``proxy=`` route are refused.
-- **Files given by URL in event inputs.** An input shaped like Gradio's ``FileData`` whose path is
-  a URL makes Gradio download it before our code runs (no size cap, no deadline). No endpoint
-  takes files by URL: such bodies are refused.
+- **Files named in event inputs.** An input shaped like Gradio's ``FileData`` makes Gradio copy
+  the file it names into its cache and serve it back: a local path (``/proc/self/environ``, the
+  app's databases) would be an anonymous file read, and a URL a download before our code runs.
+  The only files a client may name are the ones it uploaded, so any file object whose path does
+  not resolve inside Gradio's upload folder (the same test as ``serves``) is refused — and
+  Gradio's own "was it uploaded?" check is switched on as well (``rag.web.server``).
+- **Malformed JSON** nested deeper than Python's parser goes is a 400, not a traceback.
 - **Uploads** (``/gradio_api/upload``, which needs no password because the browser uploads before
   the admin's click arrives) are refused outright unless the Admin tab exists, and are
   rate-limited per client when it does. Gradio caps each file (``max_file_size``) and the app
@@ -108,7 +112,7 @@ class RequestGuard:
 
     def serves(self, route: str, target: str) -> bool:
         """Only files inside Gradio's upload/cache folder, named by path — never a URL, never a proxy."""
-        if route == "proxy=" or _PROTOCOL.match(target):
+        if route == "proxy=" or not target or _PROTOCOL.match(target):
             return False
         try:
             return Path(target).resolve().is_relative_to(self.served_files)
@@ -149,8 +153,12 @@ class RequestGuard:
             more = message.get("more_body", False)
             if len(body) > cap:
                 return await refuse(send, 413, f"request larger than {cap:,} bytes")
-        if names_a_file_by_url(bytes(body)):
-            return await refuse(send, 403, "files cannot be given by URL")
+        try:
+            named = files_named(bytes(body))
+        except RecursionError:
+            return await refuse(send, 400, "request nested too deeply")
+        if any(not self.serves("file=", path) for path in named):
+            return await refuse(send, 403, "only files uploaded to this app can be named")
         replayed = False
 
         async def replay():
@@ -163,25 +171,25 @@ class RequestGuard:
         return await self.app(scope, replay, send)
 
 
-def names_a_file_by_url(body: bytes) -> bool:
-    """Does a JSON body hold a Gradio ``FileData`` (``{"path": …, "meta": {"_type": "gradio.FileData"}}``,
-    or any object with a ``path`` beside ``url``/``orig_name``) whose path is a URL, not a local path?
-    (Its ``url`` is what the browser was served — our own address — and Gradio ignores it in inputs.)"""
+def files_named(body: bytes) -> list[str]:
+    """The paths of every Gradio ``FileData``-like object in a JSON body: any object with a ``path``
+    beside ``meta``, ``url`` or ``orig_name`` (Gradio treats each as a file to copy), and any
+    non-string path too (the caller refuses it: ``serves`` accepts only a path in the upload folder).
+    Raises ``RecursionError`` for JSON nested deeper than Python's parser goes."""
     try:
         data = json.loads(body)
     except ValueError:
-        return False  # not JSON: Gradio will refuse it
-    stack = [data]
+        return []  # not JSON: Gradio will refuse it
+    named, stack = [], [data]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            is_file = "path" in item and ("meta" in item or "url" in item or "orig_name" in item)
-            if is_file and isinstance(item["path"], str) and _PROTOCOL.match(item["path"]):
-                return True
+            if "path" in item and ("meta" in item or "url" in item or "orig_name" in item):
+                named.append(item["path"] if isinstance(item["path"], str) else "")
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return named
 
 
 class BodyTooLarge(Exception):

@@ -127,7 +127,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                 if timeframe.get("applied") else gr.Button(visible=False)
             if not state.transcript:
                 return gr.DownloadButton(value=None, interactive=False), chip_update
-            return gr.DownloadButton(value=service.transcripts.write(state.transcript), interactive=True), chip_update
+            return gr.DownloadButton(value=service.downloads.write(
+                "conversation", ".md", f"# {TITLE}: conversation\n\n" + "\n".join(state.transcript)), interactive=True), chip_update
 
         def take_question(message: str):
             # The box is emptied the moment a question is sent, not after its answer has streamed:

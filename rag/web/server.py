@@ -54,12 +54,26 @@ def build_server(service: ChatService, demo: gr.Blocks):
         return PlainTextResponse(text[:MAX_ARTICLE_CHARS], headers={
             "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"})
 
+    from gradio.utils import get_upload_folder
+
+    uploads = Path(get_upload_folder()).resolve()
     server = gr.mount_gradio_app(
         server, demo, path="/", server_name=settings.host, server_port=settings.port, show_error=False,
         footer_links=["api"], run_history=False,  # the browser keeps no copy of passwords or conversations
-        max_file_size=f"{settings.max_upload_mb}mb", theme=gr.themes.Soft(), css=CSS, head=HEAD)
-    from gradio.utils import get_upload_folder
-
+        max_file_size=f"{settings.max_upload_mb}mb", theme=gr.themes.Soft(), css=CSS, head=HEAD,
+        blocked_paths=never_served(settings.data_dir, uploads))
+    # Gradio checks that a file named in an event's inputs was uploaded by a user — but only once
+    # ``launch()`` has run, which a mounted app never calls. Without it, a client could name any
+    # local file and get it copied into the cache and served (the request guard refuses that first;
+    # this is the second lock on the same door).
+    demo.has_launched = True
     return RequestGuard(server, uploads_enabled=service.admin.enabled, upload_limit=service.upload_limit,
                         max_body_bytes=MAX_BODY_BYTES, max_upload_bytes=10 * settings.max_upload_mb * 1024 * 1024,
-                        served_files=Path(get_upload_folder()), trusted_proxies=settings.trusted_proxies)
+                        served_files=uploads, trusted_proxies=settings.trusted_proxies)
+
+
+def never_served(data_dir: Path, uploads: Path) -> list[str]:
+    """Folders Gradio must never return a file from: the data dir (databases, logs, the index,
+    uploaded originals) — unless Gradio's own upload folder lies inside it, which blocking would break."""
+    data = data_dir.resolve()
+    return [] if uploads.is_relative_to(data) else [str(data)]

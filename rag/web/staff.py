@@ -10,6 +10,7 @@ from rag.quality import evaluate
 from rag.quality.report import comparison_report, run_report
 from rag.quality.runs import RunStore, compare
 from rag.web.admin import WrongPassword, check_password, password_set
+from rag.web.downloads import Downloads
 from rag.web.feedback import FeedbackStore, UnansweredLog
 
 
@@ -23,13 +24,14 @@ class WrongStaffPassword(WrongPassword, StaffError):
 
 class Staff:
     def __init__(self, components, feedback: FeedbackStore, question_set_dirs: list[Path],
-                 unanswered: UnansweredLog | None = None) -> None:
+                 unanswered: UnansweredLog | None = None, downloads: Downloads | None = None) -> None:
         self.components = components
         self.settings = components.settings
         self.feedback = feedback
         self.unanswered = unanswered
         self.runs = RunStore(engine_for(self.settings.state_db_url("eval")))
         self.question_set_dirs = question_set_dirs
+        self.downloads = downloads or Downloads()
 
     @property
     def enabled(self) -> bool:
@@ -154,15 +156,11 @@ class Staff:
         return rows, f'<img alt="unanswered questions per week" src="data:image/png;base64,{chart}">'
 
     def gaps_export(self, password: str) -> str:
-        """The grouped questions as an evaluation set (JSONL, answerable: false); returns its path."""
-        import time
-
+        """The grouped questions as an evaluation set (JSONL, answerable: false), written for download
+        only (``rag.web.downloads``: pruned after an hour, never kept under RAG_DATA_DIR); returns its path."""
         from rag.quality.gaps import as_question_set
 
-        path = self.settings.data_dir / "reports" / f"unanswered-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(as_question_set(self.gaps(password)), encoding="utf-8")
-        return str(path)
+        return self.downloads.write("unanswered", ".jsonl", as_question_set(self.gaps(password)))
 
     def dismiss_gap(self, password: str, group_id: int) -> None:
         """Dismiss the group that holds question ``group_id`` (the table's first column)."""
