@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # imported where used: `rag index` never loads the answer sid
     from rag.answer.pipeline import Pipeline
     from rag.answer.retrieve import HybridRetriever
     from rag.ingest.store import LiveStore
+    from rag.ingest.summaries import SummaryStore
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class Components:
     embedding_model: EmbeddingModel | None = None
     generator: Generator | None = None
     live: LiveStore | None = field(default=None, repr=False)
+    on_summary_wanted: Callable[[str], None] | None = field(default=None, repr=False)
     _opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -88,7 +91,36 @@ class Components:
                                k=max(8, self.settings.top_k, self.settings.candidate_passages))
 
     @cached_property
-    def pipeline(self) -> Pipeline:
-        from rag.answer.pipeline import build_pipeline
+    def summaries(self) -> SummaryStore:
+        """Prepared article summaries (``rag.answer.summary``), beside the index's records."""
+        from rag.db import engine_for
+        from rag.ingest.summaries import SummaryStore
 
-        return build_pipeline(self.settings, self.retriever, self.generator, self.embedding_model)
+        if not self.settings.shared_state:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return SummaryStore(engine_for(self.settings.record_db_url), f"chroma/{self.settings.collection}")
+
+    def fingerprints(self) -> dict[str, str]:
+        """doc_id → index fingerprint of every indexed article (what a summary is keyed by)."""
+        from rag.ingest.index import Fingerprints, open_record_manager
+
+        return Fingerprints(open_record_manager(self.settings)).all()
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        from rag.answer.context import SentenceVectors
+        from rag.answer.overview import Catalog, Overview
+        from rag.answer.pipeline import build_pipeline
+        from rag.ingest.index import list_articles
+
+        live = self.live_store()
+        overview = Overview(self.retriever, self.summaries, Catalog(lambda: list_articles(live.store()), live.generation),
+                            SentenceVectors(self.embedding_model), self.settings.min_dense_score, "",
+                            on_missing_summary=self.summary_wanted)
+        return build_pipeline(self.settings, self.retriever, self.generator, self.embedding_model, overview)
+
+    def summary_wanted(self, doc_id: str) -> None:
+        """A reader asked for a summary not prepared yet: the app's background summariser, when
+        there is one (``rag.web``), takes the hint; elsewhere ``python -m rag summarize`` writes it."""
+        if self.on_summary_wanted is not None:
+            self.on_summary_wanted(doc_id)

@@ -105,6 +105,10 @@ class Answer:
     # (rag.answer.explain), not part of ``to_json``.
     ranking: list[dict] | None = None
     refusal_kind: str | None = None  # for a refusal, one of REFUSAL_KINDS
+    # What kind of answer (rag.answer.overview): "answer" (a fact), "summary", "comparison", "digest".
+    kind: str = "answer"
+    choices: list[str] | None = None  # a summary request naming no one article: the doc ids offered
+    route: dict | None = None  # why the question took the route it did (for --explain)
 
     def to_json(self) -> dict:
         return {
@@ -121,6 +125,8 @@ class Answer:
             ],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
             "llm": self.llm,
+            "kind": self.kind,
+            **({"choices": self.choices} if self.choices else {}),
             **({"prompt_tokens": self.prompt_tokens} if self.prompt_tokens else {}),
             **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
             **({"filters": self.filters} if self.filters else {}),

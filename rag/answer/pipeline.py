@@ -13,6 +13,7 @@ so they cannot drift apart.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from rag.answer.citations import (
 from rag.answer.confidence import answering_start
 from rag.answer.context import SentenceVectors, estimate_tokens, focus
 from rag.answer.llm import Generator, UsageRecorder, make_generator
+from rag.answer.overview import Overview, route
 from rag.answer.prompt import REFUSAL, group_by_article
 from rag.answer.retrieve import Filters, HybridRetriever, interleave, to_passage
 from rag.answer.timeframe import Timeframe, newest_first, timeframe_of
@@ -86,32 +88,76 @@ def clean_question(question: str, max_chars: int) -> str:
     return text
 
 
+class InFlight:
+    """Questions being answered now: background work for the model (summaries) waits until none is."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self):
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc):
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, settle_s: float = 0.5) -> None:
+        """Return once no question has been in flight for ``settle_s`` (a reader's next question
+        often follows at once)."""
+        with self._idle:
+            while True:
+                self._idle.wait_for(lambda: self._count == 0)
+                if not self._idle.wait_for(lambda: self._count > 0, timeout=settle_s):
+                    return
+
+
 class Pipeline:
     def __init__(self, settings: Settings, retriever: HybridRetriever, generator: Generator,
-                 fallback: Generator | None = None, embeddings: Embeddings | None = None) -> None:
+                 fallback: Generator | None = None, embeddings: Embeddings | None = None,
+                 overview: Overview | None = None) -> None:
         self.settings = settings
         self.retriever = retriever
         self.generator = generator
         self.fallback = fallback
         # Scores sentences for the prompt (rag.answer.context); None: by shared terms alone.
         self.sentence_vectors = SentenceVectors(embeddings) if embeddings is not None else None
+        self.overview = overview  # summaries, comparisons, digests (rag.answer.overview); None: facts only
+        self.in_flight = InFlight()
 
     def ask(self, question: str, filters: Filters | None = None, id: str | None = None,
-            infer_dates: bool | None = None) -> Answer:
-        for event in self.stream(question, filters, infer_dates):
+            infer_dates: bool | None = None, about: tuple[str, ...] = ()) -> Answer:
+        for event in self.stream(question, filters, infer_dates, about):
             if isinstance(event, Final):
                 event.answer.id = id
                 return event.answer
         raise RuntimeError("pipeline ended without an answer")  # unreachable: stream always ends in Final
 
     def stream(self, question: str, filters: Filters | None = None,
-               infer_dates: bool | None = None) -> Iterator[Event]:
+               infer_dates: bool | None = None, about: tuple[str, ...] = ()) -> Iterator[Event]:
         """Answer ``question`` as events. ``infer_dates`` (default ``RAG_INFER_DATES``): a period
         the question names narrows the search to it (``rag.answer.timeframe``) unless the reader set dates;
-        when nothing in the period answers, the question is asked again over all articles."""
+        when nothing in the period answers, the question is asked again over all articles.
+        ``about``: the articles the conversation is about ("summarize that one")."""
+        with self.in_flight:
+            yield from self._stream(question, filters, infer_dates, about)
+
+    def _stream(self, question: str, filters: Filters | None, infer_dates: bool | None,
+                about: tuple[str, ...]) -> Iterator[Event]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         filters = filters or Filters()
+        routed = route(question)
+        if self.overview is not None and routed.kind != "answer":
+            # Whole-article questions: prepared summaries, comparisons, digests — no model call.
+            overview = self.overview.answer(question, routed, filters, about)
+            if overview is not None:
+                overview.filters = overview.filters or filters.to_json()
+                yield Sources(overview.contexts)
+                yield Final(overview)
+                return
         infer = self.settings.infer_dates if infer_dates is None else infer_dates
         timeframe = timeframe_of(question) if infer else Timeframe()
         if filters.date_from or filters.date_to:  # the reader's own dates win over the question's
@@ -283,11 +329,11 @@ def refusal(question: str, passages: list[Passage], timings: dict, llm: str, mod
 
 
 def build_pipeline(settings: Settings, retriever: HybridRetriever, generator: Generator | None = None,
-                   embeddings: Embeddings | None = None) -> Pipeline:
+                   embeddings: Embeddings | None = None, overview: Overview | None = None) -> Pipeline:
     generator = generator or make_generator(settings)
     fallback = None
     if settings.llm_fallback and not generator.name.startswith("extractive"):
         from rag.answer.llm import BACKENDS
 
         fallback = BACKENDS["extractive"](settings)
-    return Pipeline(settings, retriever, generator, fallback, embeddings)
+    return Pipeline(settings, retriever, generator, fallback, embeddings, overview)

@@ -114,3 +114,10 @@ def newest_first(passages: list[Passage], band: float = RELEVANT_BAND) -> list[P
     relevant = [p for p in passages if p.dense_score is not None and p.dense_score >= floor]
     rest = [p for p in passages if p not in relevant]
     return sorted(relevant, key=lambda p: p.date or "", reverse=True) + rest
+
+
+def strip_period(question: str) -> str:
+    """The question without the period it names ("… on AI in March 2026" → "… on AI")."""
+    for pattern in (BETWEEN, SINCE, BEFORE, DURING):
+        question = pattern.sub(" ", question)
+    return " ".join(question.split())

@@ -40,6 +40,7 @@ from rag.ingest.chunk import Chunker
 from rag.ingest.embed import EmbeddingPrefetcher
 from rag.ingest.feeds import SourceLog
 from rag.ingest.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index
+from rag.ingest.summaries import SummaryStore
 from rag.redact import redact_text
 from rag.schema import Article
 from rag.settings import Settings
@@ -200,6 +201,8 @@ def forget_all_records(record_manager: SQLRecordManager) -> None:
         record_manager.delete_keys(keys[start:start + 5000])
     fingerprints = Fingerprints(record_manager)
     fingerprints.forget(list(fingerprints.all()))
+    summaries = SummaryStore(record_manager.engine, record_manager.namespace)
+    summaries.forget(list(summaries.fingerprints()))
 
 
 BUSY = "another indexer is running on this index; wait for it, or pass --wait to queue behind it"
@@ -428,6 +431,7 @@ def remove_articles(doc_ids: list[str], *, store: Chroma, record_manager: SQLRec
             record_manager.delete_keys(keys)
         removed[doc_id] = len(ids)
     Fingerprints(record_manager).forget(doc_ids)
+    SummaryStore(record_manager.engine, record_manager.namespace).forget(doc_ids)  # a summary goes with its article
     if any(removed.values()):
         bump_generation(store)
     return removed
