@@ -38,6 +38,11 @@ def main() -> None:
         components.embedding_model.embed_query("warm up")  # the embedder loads lazily (indexing needs no torch)
     except StoreError as exc:  # no index yet: serve anyway; each question gets this message
         log.warning("%s", exc)
+    if settings.prepare_summaries:  # "summarize …" answered at once: prepared while nobody is asking
+        from rag.answer.summary import BackgroundSummaries
+
+        service.background = BackgroundSummaries(components.summarize, service.pipeline.in_flight.wait_idle).start()
+        components.on_summary_wanted = service.background.wake
     demo = build_app(service)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=64)
     log.info("serving on http://%s:%d", settings.host, settings.port)

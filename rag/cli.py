@@ -1,4 +1,4 @@
-"""The command line: ``python -m rag index | ask | eval | gaps | docs | remove``.
+"""The command line: ``python -m rag index | summarize | ask | eval | gaps | docs | remove``.
 
 Each command composes the pipeline (``rag.components``) and prints; no retrieval or prompting
 logic lives here. User errors print one line ``error: …`` and exit non-zero, never a traceback.
@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     beir.add_argument("folder", type=Path)
     beir.add_argument("--json", action="store_true")
     beir.set_defaults(handler=cmd_bench_beir)
+
+    summarize = commands.add_parser("summarize", help="prepare a cited summary of every article that has none or "
+                                                      "changed since (incremental, resumable)")
+    summarize.add_argument("--json", action="store_true", help="print the run's counts as one JSON object")
+    summarize.add_argument("--doc", action="append", default=[], metavar="DOC_ID", help="only these articles")
+    summarize.set_defaults(handler=cmd_summarize)
 
     docs = commands.add_parser("docs", help="list indexed articles")
     docs.add_argument("--json", action="store_true")
@@ -380,6 +386,21 @@ def cmd_bench_beir(args, settings: Settings) -> int:
     results = run_beir(args.folder, settings, progress=progress_bar("indexing", "chunks"))
     print(json.dumps(results) if args.json else format_results(results))
     return 0
+
+
+def cmd_summarize(args, settings: Settings) -> int:
+    parts = components(settings)
+    run = parts.summarize(only=args.doc or None,
+                          progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps({"written": run.written, "unchanged": run.unchanged, "removed": run.removed,
+                          "failed": [{"doc_id": d, "error": e} for d, e in run.failed], "seconds": round(run.seconds, 1),
+                          "tokens": run.tokens}))
+    else:
+        for doc_id, error in run.failed:
+            print(f"failed {doc_id}: {error}", file=sys.stderr)
+        print(run.line())
+    return 1 if run.failed else 0
 
 
 def cmd_docs(args, settings: Settings) -> int:

@@ -119,6 +119,18 @@ class Components:
                             on_missing_summary=self.summary_wanted)
         return build_pipeline(self.settings, self.retriever, self.generator, self.embedding_model, overview)
 
+    def summarize(self, **kwargs):
+        """Prepare the summaries that are missing or stale (``rag.answer.summary.summarize_all``) with
+        the configured model: the extractive backend picks central sentences; a chat model writes
+        points that are then checked."""
+        from rag.answer.context import SentenceVectors
+        from rag.answer.summary import summarize_all
+
+        generator = self.pipeline.generator
+        return summarize_all(self.store(), self.summaries, self.fingerprints(),
+                             vectors=SentenceVectors(self.embedding_model), chat_model=generator.chat_model,
+                             model_name=generator.name, **kwargs)
+
     def summary_wanted(self, doc_id: str) -> None:
         """A reader asked for a summary not prepared yet: the app's background summariser, when
         there is one (``rag.web``), takes the hint; elsewhere ``python -m rag summarize`` writes it."""

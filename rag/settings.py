@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(None, description="Enables the Admin tab (and its API) when set.")
     max_upload_mb: int = Field(20, description="Largest file the Admin tab accepts.")
     staff_password: SecretStr | None = Field(None, description="Enables the Evaluate tab (and its API) when set.")
+    prepare_summaries: bool = Field(
+        True, description="The web app prepares a cited summary of every new or changed article in the background "
+        "(one at a time, never while a reader's question is being answered), so 'summarize …' is answered at once; "
+        "`python -m rag summarize` does the same from the command line.")
     question_log_days: int = Field(
         90, description="Days the web chat and /ask keep the questions they could not answer (for staff: `rag gaps`, "
         "the Evaluate tab); 0 keeps none.")

@@ -385,6 +385,8 @@ class Overview:
             return max(zip(points, vectors, strict=True), key=lambda item: _cosine(query, item[1]))[0]
         if points:
             return points[0]
+        if passage is None:  # listed by date alone: the article's opening passage
+            passage = next(iter(article_passages(self.retriever.live.store(), doc_id)), None)
         if passage is None:
             return None
         sentences = [s for s in passage_sentences(passage.text) if len(s.split()) >= 5] or [passage.text]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from rag.schema import Passage
 
 log = logging.getLogger(__name__)
 
-MAX_POINTS = 8
+MAX_POINTS = 6  # the issue's 3–8; six reads at a glance
 MIN_POINTS = 3
 WINDOW_TOKENS = 1800  # chunks summarised in one model call ("a section"); longer articles take several
 SENTENCES_PER_WINDOW = 10  # central sentences the model reads per window (prompt time is what costs)
@@ -75,17 +76,29 @@ def _cosine(a: list[float], b: list[float]) -> float:
     return dot / norm if norm else 0.0
 
 
+def article_centre(passages: list[Passage], vectors: SentenceVectors) -> list[float] | None:
+    """The mean vector of the article's sentences: what it is mostly about."""
+    sentences = _candidate_sentences(passages)
+    if not sentences:
+        return None
+    embedded = vectors.sentences([s.text for s in sentences])
+    return [sum(column) / len(embedded) for column in zip(*embedded, strict=True)]
+
+
 def central_sentences(passages: list[Passage], vectors: SentenceVectors, limit: int,
-                      lead_bonus: float = 0.05) -> list[_Sentence]:
-    """The ``limit`` sentences closest to the article's centre (mean sentence vector), picked with
-    maximal marginal relevance so the points do not repeat each other; the article's opening
-    sentences get a small bonus (policy writing states its point first). In article order."""
+                      lead_bonus: float = 0.05, centre: list[float] | None = None) -> list[_Sentence]:
+    """The ``limit`` sentences closest to the article's centre (mean sentence vector; ``centre``
+    when a section is chosen from, so a section about something else — an author's biography —
+    does not get a voice of its own), picked with maximal marginal relevance so the points do not
+    repeat each other; the opening sentences get a small bonus (policy writing states its point
+    first). In article order."""
     sentences = _candidate_sentences(passages)
     if not sentences:
         return []
     for sentence, vector in zip(sentences, vectors.sentences([s.text for s in sentences]), strict=True):
         sentence.vector = vector
-    centre = [sum(column) / len(sentences) for column in zip(*(s.vector for s in sentences), strict=True)]
+    if centre is None:
+        centre = [sum(column) / len(sentences) for column in zip(*(s.vector for s in sentences), strict=True)]
     for s in sentences:
         s.centrality = _cosine(s.vector, centre) + (lead_bonus if s.order < 3 else 0.0)
     chosen: list[_Sentence] = []
@@ -134,13 +147,17 @@ def windows(passages: list[Passage]) -> list[list[int]]:
 
 
 def model_points(passages: list[Passage], title: str, chat_model, vectors: SentenceVectors,
-                 on_tokens: Callable[[int], None] = lambda n: None) -> list[tuple[KeyPoint, float]]:
+                 on_tokens: Callable[[int], None] = lambda n: None,
+                 before_each: Callable[[], None] = lambda: None) -> list[tuple[KeyPoint, float]]:
     """Each window's central sentences → the model's key points → each checked against those
-    sentences; returns (point, centrality of its sentence) for the points that passed."""
+    sentences; returns (point, centrality of its sentence) for the points that passed.
+    ``before_each`` runs before each model call (the app waits there for readers' questions)."""
     kept: list[tuple[KeyPoint, float]] = []
+    centre = article_centre(passages, vectors)
     for window in windows(passages):
+        before_each()
         part = [passages[i] for i in window]
-        chosen = central_sentences(part, vectors, SENTENCES_PER_WINDOW)
+        chosen = central_sentences(part, vectors, SENTENCES_PER_WINDOW, centre=centre)
         if not chosen:
             continue
         # Each chosen sentence is a "passage" of its own for the checker: a point must be
@@ -149,28 +166,45 @@ def model_points(passages: list[Passage], title: str, chat_model, vectors: Sente
                             text=s.text, date=part[s.passage].date) for s in chosen]
         numbered = "\n".join(f"[{n}] {neutralise(s.text)}" for n, s in enumerate(chosen, 1))
         messages = [SystemMessage(SYSTEM), HumanMessage(f"Article: {neutralise(title)}\n\n{numbered}\n\nKey points:")]
-        reply = chat_model.invoke(messages)
+        reply = _longer(chat_model).invoke(messages)
         content = reply.content if isinstance(reply.content, str) else str(reply.content)
+        if not re.search(r"[.\]]\s*$", content):  # cut off by the token limit: the last point is unfinished
+            content = content[: content.rfind("\n")] if "\n" in content else ""
         on_tokens(((getattr(reply, "usage_metadata", None) or {}).get("output_tokens")) or estimate_tokens(content))
         for line in content.splitlines():
             line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
             if not line:
                 continue
+            # A point stands or falls whole: every sentence of it must pass the checker.
             checked = check_answer(line, evidence, "")
-            for sentence in checked:
-                if sentence.supported and sentence.cites and len(sentence.text.split()) >= 4:
-                    s = chosen[sentence.cites[0] - 1]
-                    kept.append((_point(sentence.text.rstrip(" .") + ".", part[s.passage]), s.centrality))
+            if not checked or not all(c.supported and c.cites for c in checked):
+                continue
+            text_of = " ".join(c.text.rstrip() for c in checked).rstrip(" .") + "."
+            if len(text_of.split()) >= 4:
+                s = chosen[checked[0].cites[0] - 1]
+                kept.append((_point(text_of, part[s.passage]), s.centrality))
     return kept
 
 
+def _longer(chat_model, max_tokens: int = 400):
+    """The chat model allowed a list of points (answers are capped shorter: RAG_LLM_MAX_TOKENS)."""
+    if hasattr(chat_model, "max_tokens"):
+        try:
+            return chat_model.bind(max_tokens=max_tokens)
+        except Exception:  # a model that takes no such argument keeps its own limit
+            return chat_model
+    return chat_model
+
+
 def summarize_passages(passages: list[Passage], *, title: str, vectors: SentenceVectors, chat_model=None,
-                       model_name: str = "extractive") -> tuple[list[KeyPoint], str, int]:
+                       model_name: str = "extractive",
+                       before_each: Callable[[], None] = lambda: None) -> tuple[list[KeyPoint], str, int]:
     """Key points of one article (its chunks in order) → (points, method, tokens written)."""
     if chat_model is None:
         return extractive_points(passages, vectors), "extractive", 0
     written = [0]
-    scored = model_points(passages, title, chat_model, vectors, on_tokens=lambda n: written.__setitem__(0, written[0] + n))
+    scored = model_points(passages, title, chat_model, vectors, on_tokens=lambda n: written.__setitem__(0, written[0] + n),
+                          before_each=before_each)
     points = _combine(scored)
     if len(points) < MIN_POINTS:  # the model's points failed the checks: the article's own sentences fill in
         seen = {p.text.lower() for p in points}
@@ -221,10 +255,11 @@ class SummarizeRun:
                 f"{len(self.failed)} failed in {self.seconds:.1f} s{rate}")
 
 
-def pending(store: SummaryStore, fingerprints: dict[str, str]) -> list[str]:
-    """Indexed articles with no summary, or whose text changed since theirs was written."""
-    have = store.fingerprints()
-    return sorted(doc_id for doc_id, fingerprint in fingerprints.items() if have.get(doc_id) != fingerprint)
+def pending(store: SummaryStore, fingerprints: dict[str, str], method: str) -> list[str]:
+    """Indexed articles with no summary, whose text changed since theirs was written, or whose
+    summary another method wrote (the extractive stand-in, before a model was configured)."""
+    have = store.versions()
+    return sorted(doc_id for doc_id, fingerprint in fingerprints.items() if have.get(doc_id) != (fingerprint, method))
 
 
 def article_passages(vector_store, doc_id: str) -> list[Passage]:
@@ -250,7 +285,8 @@ def summarize_all(vector_store, store: SummaryStore, fingerprints: dict[str, str
     gone = sorted(set(store.fingerprints()) - set(fingerprints))
     store.forget(gone)
     run.removed = len(gone)
-    todo = [d for d in pending(store, fingerprints) if only is None or d in only]
+    method = model_name if chat_model is not None else "extractive"
+    todo = [d for d in pending(store, fingerprints, method) if only is None or d in only]
     run.unchanged = len(fingerprints) - len(todo)
     for n, doc_id in enumerate(todo, 1):
         before_each()
@@ -261,7 +297,8 @@ def summarize_all(vector_store, store: SummaryStore, fingerprints: dict[str, str
                 continue  # removed meanwhile
             first = passages[0]
             points, method, tokens = summarize_passages(passages, title=first.title, vectors=vectors,
-                                                        chat_model=chat_model, model_name=model_name)
+                                                        chat_model=chat_model, model_name=model_name,
+                                                        before_each=before_each)
             seconds = time.perf_counter() - began
             store.save(Summary(doc_id, first.title, first.date, first.source, fingerprints[doc_id], points, method,
                                seconds=round(seconds, 2), tokens=tokens))
@@ -275,3 +312,43 @@ def summarize_all(vector_store, store: SummaryStore, fingerprints: dict[str, str
         progress(f"[{n}/{len(todo)}] {doc_id}: {len(points)} points in {seconds:.1f} s{rate}")
     run.seconds = time.perf_counter() - started
     return run
+
+
+class BackgroundSummaries:
+    """The web app's summariser: prepares missing summaries in a daemon thread, one article at a
+    time, waiting before each model call until no reader's question is in flight. It looks for
+    work every ``interval_s`` (an index run from the CLI, ``--watch`` or the Admin tab adds some),
+    and at once when woken (a reader asked for a summary that is not ready)."""
+
+    def __init__(self, run: Callable[..., SummarizeRun], wait_idle: Callable[[], None], interval_s: float = 30.0) -> None:
+        self._run, self._wait_idle, self.interval_s = run, wait_idle, interval_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.last: SummarizeRun | None = None
+        self.running = False
+        self._thread = threading.Thread(target=self._loop, name="summaries", daemon=True)
+
+    def start(self) -> BackgroundSummaries:
+        self._thread.start()
+        return self
+
+    def wake(self, doc_id: str | None = None) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.running = True
+            try:
+                self.last = self._run(before_each=self._wait_idle)
+                if self.last.written or self.last.failed:
+                    log.info("%s", self.last.line())
+            except Exception as exc:  # no index yet, a database down: try again later
+                log.warning("preparing summaries failed: %s", exc)
+            finally:
+                self.running = False
+            self._wake.wait(self.interval_s)
+            self._wake.clear()

@@ -59,10 +59,14 @@ class SummaryStore:
         return _summary_from(row[0]) if row else None
 
     def fingerprints(self) -> dict[str, str]:
+        return {doc_id: fingerprint for doc_id, (fingerprint, _method) in self.versions().items()}
+
+    def versions(self) -> dict[str, tuple[str, str]]:
+        """doc_id → (the article fingerprint it summarises, the method that wrote it)."""
         with self.engine.begin() as db:
-            rows = db.execute(text("SELECT doc_id, fingerprint FROM article_summaries WHERE namespace = :ns"),
+            rows = db.execute(text("SELECT doc_id, fingerprint, method FROM article_summaries WHERE namespace = :ns"),
                               {"ns": self.namespace})
-            return dict(rows.fetchall())
+            return {doc_id: (fingerprint, method) for doc_id, fingerprint, method in rows}
 
     def save(self, summary: Summary) -> None:
         """One article's summary, in its own transaction: a run killed midway keeps what it finished."""

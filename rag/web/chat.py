@@ -17,6 +17,7 @@ from urllib.parse import quote
 import gradio as gr
 
 from rag.answer.followup import rewrite_question
+from rag.answer.overview import route
 from rag.answer.pipeline import Final, QuestionError, Restart, Sources, Token, clean_question
 from rag.answer.retrieve import Filters
 from rag.components import Components
@@ -53,6 +54,7 @@ class Session:
     last_feedback_id: int | None = None
     transcript: list[str] = field(default_factory=list)  # each answered turn as Markdown, for download
     last_timeframe: dict | None = None  # the period the last answer searched (rag.answer.timeframe), if any
+    last_doc_ids: tuple[str, ...] = ()  # the articles the last answer cited ("summarize that one")
 
     def trim(self, history: list) -> list:
         """Keep the last MAX_TURNS turns (re-keying the answers to the kept messages)."""
@@ -82,6 +84,7 @@ class ChatService:
         self.upload_limit = RateLimit(20, 600, "uploads", counts=counts)  # before the admin password is known
         self.admin = Admin(components)
         self.downloads = Downloads()  # transcripts and exports, in a private temp folder
+        self.background = None  # the summariser thread (rag.answer.summary.BackgroundSummaries), when app.py starts one
         # Question sets: the project's development sets (when ../shared is beside the checkout) and
         # any set staff drop into RAG_DATA_DIR/question-sets.
         self.staff = Staff(components, feedback, [Path(__file__).resolve().parents[3] / "shared" / "eval",
@@ -100,11 +103,12 @@ class ChatService:
             return []
 
     def example_questions(self, limit: int = 4) -> list[str]:
-        """Derived from what is indexed: the newest articles' titles."""
+        """Derived from what is indexed: a summary of each of the newest articles, by its whole title
+        (what readers ask first, and answered at once from the prepared summary)."""
         rows = sorted(self.articles(), key=lambda r: r.get("date") or "", reverse=True)[:limit]
         # Titles come from articles and Gradio renders examples as Markdown: keep only plain words.
-        titles = [re.sub(r"[^\w\s,.;:'’?&%-]+", " ", row["title"][:80]) for row in rows if row.get("title")]
-        return [f"What does “{' '.join(title.split())}” say?" for title in titles]
+        titles = [re.sub(r"[^\w\s,.;:'’?&%-]+", " ", row["title"][:300]) for row in rows if row.get("title")]
+        return [f"Summarize “{' '.join(title.split())}”" for title in titles]
 
     def respond(self, message: str, history: list, state: Session, docs, start, end, base_url: str = "",
                 infer_dates: bool | None = None):
@@ -126,9 +130,12 @@ class ChatService:
         yield history, gr.skip(), state, ""
         try:
             filters = make_filters(docs, start, end)
-            standalone = rewrite_question(question, state.history, self.pipeline.generator.chat_model)
+            # "Summarize that one" names its article through the conversation (``about``), not a rewrite.
+            whole_article = route(question).kind != "answer"
+            standalone = question if whole_article else rewrite_question(question, state.history,
+                                                                         self.pipeline.generator.chat_model)
             text, articles, shown = "", {}, False  # articles: doc_id -> article text, fetched once per turn
-            for event in self.pipeline.stream(standalone, filters, infer_dates):
+            for event in self.pipeline.stream(standalone, filters, infer_dates, about=state.last_doc_ids):
                 if isinstance(event, Sources):
                     cards = [self.source_card(p, n, turn, cited=False, articles=articles)
                              for n, p in enumerate(event.passages, 1)]
@@ -166,6 +173,8 @@ class ChatService:
                     state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
                     state.history.append((question, answer.answer))
                     state.last_timeframe = answer.timeframe
+                    if answer.citations:  # what "it" and "that one" mean in the next question
+                        state.last_doc_ids = tuple(dict.fromkeys(c.doc_id for c in answer.citations))
                     self.unanswered.record(answer)
                     history = state.trim(history)
                     yield history, sources_html(state.source_turns), state, timing_note(answer)

@@ -45,6 +45,9 @@ a.cite:hover { background: var(--color-accent-soft); }
 .src .badge { text-transform: uppercase; font-size: .75em; letter-spacing: .05em; }
 .src.retrieved { opacity: .8; }
 .src-text { white-space: pre-wrap; } .src-text .ctx { opacity: .6; } .src-text mark { background: rgba(250, 204, 21, .45); color: inherit; padding: 0 1px; }
+.key-points { margin: 4px 0 0 0; } .key-points li { margin-bottom: 4px; } .overview-title { margin: 0 0 4px; }
+.overview-note { font-size: .85em; opacity: .75; font-style: italic; margin: 6px 0 0; }
+button.summarize { font-size: .8em; margin-left: 6px; padding: 0 8px; border-radius: 6px; border: 1px solid var(--border-color-primary); cursor: pointer; }
 .article-text { white-space: pre-wrap; max-height: 360px; overflow-y: auto; font-size: .9em; }
 @media (max-width: 768px) { #sources { max-height: none; } .gradio-container { font-size: 15px; } }
 """
@@ -60,6 +63,17 @@ document.addEventListener('click', (event) => {
   card.scrollIntoView({behavior: 'smooth', block: 'center'});
   card.classList.add('flash');
   setTimeout(() => card.classList.remove('flash'), 2500);
+}, true);
+// A source card's "Summarize" asks for that article's summary, as if the reader had typed it.
+document.addEventListener('click', (event) => {
+  const button = event.target.closest('button.summarize');
+  if (!button) return;
+  event.preventDefault();
+  const box = document.querySelector('#question textarea');
+  if (!box) return;
+  box.value = 'Summarize \u201c' + button.dataset.title + '\u201d';
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+  setTimeout(() => box.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 13, bubbles: true})), 100);
 }, true);
 // "Read the whole article" loads the text when opened, as plain text (never as markup).
 document.addEventListener('toggle', async (event) => {

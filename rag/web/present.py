@@ -81,6 +81,25 @@ def answer_html(answer: Answer, turn: int, link: str = "") -> str:
     return timeframe_html(answer.timeframe) + _answer_body(answer, turn, link)
 
 
+def _cited(text: str, turn: int) -> str:
+    """Untrusted text with its ``[n]`` markers as links to the source cards (the only links in an answer)."""
+    return re.sub(r"&#91;(\d+)&#93;", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>',
+                  as_text(text))
+
+
+def _overview_html(text: str, turn: int) -> str:
+    """A summary, comparison or digest: its heading line, then its "- " lines as a bulleted list."""
+    head, items, tail = [], [], []
+    for line in text.split("\n"):
+        if line.startswith("- "):
+            items.append(f"<li>{_cited(line[2:], turn)}</li>")
+        elif items:
+            tail.append(f"<p class='overview-note'>{_cited(line, turn)}</p>")
+        else:
+            head.append(f"<p class='overview-title'><strong>{_cited(line, turn)}</strong></p>")
+    return "".join(head) + (f"<ul class='key-points'>{''.join(items)}</ul>" if items else "") + "".join(tail)
+
+
 def _answer_body(answer: Answer, turn: int, link: str) -> str:
     if answer.refused:
         related = "".join(
@@ -88,8 +107,7 @@ def _answer_body(answer: Answer, turn: int, link: str) -> str:
             f'“{as_text(opening_words(p))}”</li>' for n, p in closest_passages(answer))
         extra = f"<p class='related-label'>Closest passages, for further reading:</p><ul>{related}</ul>" if related else ""
         return f"<div class='refusal'><strong>{as_text(answer.answer)}</strong>{extra}</div>"
-    body = re.sub(r"&#91;(\d+)&#93;", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>',
-                  as_text(answer.answer))  # our citation links are the only links in an answer
+    body = _cited(answer.answer, turn) if answer.kind == "answer" else _overview_html(answer.answer, turn)
     note = f"<div class='rewrite'>Searched for: {as_text(answer.rewritten_question)}</div>" \
         if answer.rewritten_question else ""
     share = (f"<div class='share'><a href='{html.escape(link, quote=True)}' target='_blank' rel='noopener'>"
@@ -162,7 +180,9 @@ def passage_card(passage: Passage, n: int, turn: int, *, cited: bool, article: s
     badge = "cited" if cited else "retrieved"
     return (f"<div class='src {badge}' id='src-{turn}-{n}'><div class='src-head'><span class='num'>[{n}]</span> "
             f"<strong>{html.escape(passage.title)}</strong></div>"
-            f"<div class='src-meta'>{' · '.join(meta)}{link} · <span class='badge'>{badge}</span></div>"
+            f"<div class='src-meta'>{' · '.join(meta)}{link} · <span class='badge'>{badge}</span>"
+            f"<button class='summarize' type='button' data-title='{html.escape(' '.join(passage.title.split()), quote=True)}'>"
+            f"Summarize</button></div>"
             f"<div class='src-text'>{context}</div>{whole}</div>")
 
 
