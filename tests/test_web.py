@@ -215,6 +215,26 @@ def test_phone_width_layout_stacks_sources_under_the_chat(app_server, browser):
     page.close()
 
 
+def test_summarize_the_article_shows_cited_bullets_and_a_cards_summarize_button_does_the_same(app_server, browser):
+    url, _ = app_server
+    page = open_page(browser, url)
+    examples = page.locator("#chat-examples, .examples, [class*='example']").all_inner_texts()
+    assert any("Summarize “U.S. Risks Falling Behind in AI Race Without Lifting Anthropic Restrictions, Experts Warn”"
+               in text for text in examples), examples  # the whole title, never cut mid-word
+    ask(page, "Summarize the article.")
+    points = page.locator("#chat .answer").last.locator("ul.key-points li")
+    assert points.count() >= 3, page.locator("#chat .answer").last.inner_text()
+    assert all(point.locator("a.cite").count() >= 1 for point in points.all())
+    assert "Experts Warn" in page.locator("#chat .answer").last.locator(".overview-title").inner_text()
+    # The Summarize button of a source card asks the same for that card's article.
+    page.locator("#sources button.summarize").first.click()
+    page.wait_for_function("document.querySelectorAll('#chat .answer').length > 1", timeout=120_000)
+    again = page.locator("#chat .answer").last
+    assert again.locator("ul.key-points li").count() >= 3, again.inner_text()
+    screenshot(page, "screenshot-summary.png")
+    page.close()
+
+
 def test_ask_api_through_gradio_client(app_server):
     from gradio_client import Client
 
@@ -227,6 +247,9 @@ def test_ask_api_through_gradio_client(app_server):
     assert "limit is 2,000" in client.predict("why " * 25_000, api_name="/ask")["error"]
     noisy = client.predict(KIMI_QUESTION.replace(" ", "\x00 \x1b", 2), api_name="/ask")
     assert "Kimi" in noisy["answer"]
+    summary = client.predict("What are the key points of the article?", api_name="/ask")
+    assert summary["kind"] == "summary" and len(summary["citations"]) >= 3 and summary["answer"].count("\n- ") >= 3
+    assert result["kind"] == "answer"
 
 
 def test_the_app_serves_no_files_beyond_its_own(app_server):

@@ -31,6 +31,7 @@ def trace(answer: Answer) -> dict:
     prompt = format_passages(passages) if passages else ""
     return {
         "question": question,
+        "route": answer.route or {"kind": answer.kind, "why": ""},
         "searched_for": answer.rewritten_question or "",
         "timeframe": answer.timeframe,
         "decision": _decision(answer, output, checked, kept, missing_kinds, years_held),
@@ -50,6 +51,9 @@ def trace(answer: Answer) -> dict:
 
 
 def _decision(answer: Answer, output: str, checked, kept, missing_kinds, years_held) -> str:
+    if answer.kind != "answer":
+        return (f"{answer.kind}: {len(answer.citations)} passages cited, from {answer.llm} "
+                "(no model call while answering)")
     if not answer.refused:
         return f"answered: {len(kept)} of {len(checked)} sentences kept"
     if not output:
@@ -69,7 +73,8 @@ def _decision(answer: Answer, output: str, checked, kept, missing_kinds, years_h
 
 def format_trace(t: dict) -> str:
     """The trace as text for a terminal (`rag ask --explain`) or a <pre> block."""
-    lines = [f"DECISION  {t['decision']}"]
+    route = t.get("route") or {}
+    lines = [f"ROUTE  {route.get('kind', 'answer')}: {route.get('why') or '-'}", f"DECISION  {t['decision']}"]
     if t.get("searched_for"):
         lines.append(f"searched for: {t['searched_for']}")
     if t.get("timeframe"):

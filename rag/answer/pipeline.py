@@ -142,7 +142,16 @@ class Pipeline:
         when nothing in the period answers, the question is asked again over all articles.
         ``about``: the articles the conversation is about ("summarize that one")."""
         with self.in_flight:
-            yield from self._stream(question, filters, infer_dates, about)
+            for event in self._stream(question, filters, infer_dates, about):
+                if isinstance(event, Final) and event.answer.route is None:
+                    event.answer.route = {"kind": "answer", "why": self._fact_route_why(question)}
+                yield event
+
+    def _fact_route_why(self, question: str) -> str:
+        routed = route(question)
+        if routed.kind == "answer" or self.overview is None:
+            return routed.why
+        return f"{routed.why}, but nothing matched that way: answered as a question of fact"
 
     def _stream(self, question: str, filters: Filters | None, infer_dates: bool | None,
                 about: tuple[str, ...]) -> Iterator[Event]:

@@ -257,9 +257,17 @@ class SummarizeRun:
 
 def pending(store: SummaryStore, fingerprints: dict[str, str], method: str) -> list[str]:
     """Indexed articles with no summary, whose text changed since theirs was written, or whose
-    summary another method wrote (the extractive stand-in, before a model was configured)."""
+    summary is the extractive stand-in while a model is configured now."""
     have = store.versions()
-    return sorted(doc_id for doc_id, fingerprint in fingerprints.items() if have.get(doc_id) != (fingerprint, method))
+
+    def stale(doc_id: str, fingerprint: str) -> bool:
+        stored_fingerprint, stored_method = have.get(doc_id, ("", ""))
+        if stored_fingerprint != fingerprint:
+            return True
+        # A model's summary is not traded for central sentences (a switch to the extractive backend).
+        return stored_method != method and stored_method == "extractive"
+
+    return sorted(doc_id for doc_id, fingerprint in fingerprints.items() if stale(doc_id, fingerprint))
 
 
 def article_passages(vector_store, doc_id: str) -> list[Passage]:

@@ -20,6 +20,10 @@ Question-set format: ``../shared/eval/README.md`` (README "Measuring answer qual
 - trust score — the mean of the F1 of answering correctly and the F1 of refusing correctly (as in
   Trust-Score, Song et al. 2024): a system that refuses everything, or answers everything, scores low.
   The answering F1's precision is the answered precision.
+- whole-article questions (rows with ``kind``: summary, comparison, digest) — key-point coverage:
+  the share of ``key_points`` (each a list of alternatives) found in the answer, 0 for a refusal;
+  sources cited: the share of ``sources`` the answer cites (digests); the checker's verdict on
+  every point the answer shows, re-checked here against the passage it cites; all reported per kind.
 """
 
 from __future__ import annotations
@@ -129,6 +133,11 @@ class QuestionResult:
     prompt_tokens: int | None = None
     refusal_probability: float | None = None
     trace: dict | None = None  # rag.answer.explain.trace: why it answered or refused
+    kind: str = "fact"  # the question set's kind (summary, comparison, digest, fact)
+    answer_kind: str = "answer"  # the route the answer took (Answer.kind)
+    key_point_coverage: float | None = None
+    sources_cited: float | None = None
+    point_verdicts: list[dict] = field(default_factory=list)  # each shown point: checker-supported?
 
 
 def score(row: dict, answer: Answer) -> QuestionResult:
@@ -143,13 +152,48 @@ def score(row: dict, answer: Answer) -> QuestionResult:
         correct = not answer.refused and contains_required(answer.answer, groups)
     data = answer.to_json()
     precision, coverage = citation_quality(answer, evidence) if not answer.refused else (None, None)
-    return QuestionResult(id=str(row["id"]), question=row["question"], answerable=answerable, answer=answer.answer,
+    overview = overview_scores(row, answer)
+    return QuestionResult(**overview, id=str(row["id"]), question=row["question"], answerable=answerable, answer=answer.answer,
                           refused=answer.refused, evidence_rank=rank, correct=correct, citations=data["citations"],
                           contexts=data["contexts"], timings=data["timings"], llm=answer.llm,
                           citation_precision=precision, citation_coverage=coverage,
                           failure=failure_kind(answerable, answer.refused, correct, rank),
                           model_output=answer.model_output or "", prompt_tokens=answer.prompt_tokens,
                           refusal_probability=answer.refusal_probability, trace=trace(answer))
+
+
+def overview_scores(row: dict, answer: Answer) -> dict:
+    """Key-point coverage, sources cited and per-point verdicts (see the module docstring)."""
+    from rag.answer.citations import MARKER, check_answer
+
+    scores: dict = {"kind": row.get("kind") or "fact", "answer_kind": answer.kind}
+    points = row.get("key_points") or []
+    if points:
+        text = "" if answer.refused else normalise(answer.answer)
+        found = sum(1 for alternatives in points if any(normalise(a) in text for a in alternatives))
+        scores["key_point_coverage"] = round(found / len(points), 3)
+    wanted = row.get("sources") or []
+    if wanted:
+        cited = {c.doc_id for c in answer.citations}
+        hit = sum(1 for s in wanted if any(d == s or d.startswith(f"{s}_") for d in cited))
+        scores["sources_cited"] = round(hit / len(wanted), 3)
+    if answer.kind != "answer" and not answer.refused:
+        by_n = {c.n: c for c in answer.citations}
+        verdicts = []
+        for line in answer.answer.splitlines():
+            numbers = [int(n) for group in MARKER.findall(line) for n in re.findall(r"\d+", group)]
+            cited = [by_n[n] for n in numbers if n in by_n]
+            if not cited:
+                continue
+            point = MARKER.sub("", line).lstrip("- ").split(": ", 1)[-1].strip()
+            from rag.schema import Passage
+
+            passages = [Passage(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, text=c.text) for c in cited]
+            checked = check_answer(point, passages, "")
+            verdicts.append({"point": point[:300], "supported": bool(checked) and all(c.supported for c in checked),
+                             "support": min((c.support for c in checked), default=0.0)})
+        scores["point_verdicts"] = verdicts
+    return scores
 
 
 def citation_quality(answer: Answer, evidence: list[str]) -> tuple[float | None, float | None]:
@@ -232,7 +276,32 @@ def summarize(results: list[QuestionResult]) -> dict:
         summary[f"{key}_p95"] = _round(percentile(values, 95))
     prompt_tokens = [r.prompt_tokens for r in results if r.prompt_tokens]
     summary["prompt_tokens_p50"] = _round(percentile(prompt_tokens, 50))
+    if by_kind := kind_scores(results):
+        summary["by_kind"] = by_kind
     return summary
+
+
+def kind_scores(results: list[QuestionResult]) -> dict:
+    """Per question kind, when the set has whole-article questions: how many, key-point coverage,
+    sources cited, refused, points shown that pass the checker, first-token p50."""
+    kinds = sorted({r.kind for r in results})
+    if kinds == ["fact"]:
+        return {}
+    table = {}
+    for kind in kinds:
+        rows = [r for r in results if r.kind == kind]
+        verdicts = [v for r in rows for v in r.point_verdicts]
+        table[kind] = {
+            "questions": len(rows),
+            "key_point_coverage": _mean([r.key_point_coverage for r in rows]),
+            "sources_cited": _mean([r.sources_cited for r in rows]),
+            "refused": round(sum(1 for r in rows if r.refused) / len(rows), 3),
+            "routed_as": {k: sum(1 for r in rows if r.answer_kind == k) for k in sorted({r.answer_kind for r in rows})},
+            "points_checked_ok": round(sum(v["supported"] for v in verdicts) / len(verdicts), 3) if verdicts else None,
+            "first_token_ms_p50": _round(percentile([r.timings["first_token_ms"] for r in rows
+                                                     if "first_token_ms" in r.timings], 50)),
+        }
+    return table
 
 
 WRONG_SHOWN_KINDS = ("off_target", "wrong_unretrieved", "unanswerable_answered")
@@ -294,7 +363,10 @@ def format_report(summary: dict, results: list[QuestionResult]) -> str:
                      f"{str(r.refused):<8} {r.failure or '':<22} {answer[:100]}")
     lines.append("")
     for key, value in summary.items():
-        lines.append(f"{key:<22} {value}")
+        if key != "by_kind":
+            lines.append(f"{key:<22} {value}")
+    for kind, scores in summary.get("by_kind", {}).items():
+        lines.append(f"{'kind ' + kind:<22} " + ", ".join(f"{k} {v}" for k, v in scores.items()))
     return "\n".join(lines)
 
 

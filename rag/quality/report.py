@@ -70,15 +70,20 @@ def _result_row(result: dict) -> str:
     citations = "".join(
         f"<details><summary>[{c['n']}] {html.escape(c['title'][:80])}</summary>{html.escape(c['text'])}</details>"
         for c in result.get("citations", []))
+    coverage = "" if result.get("key_point_coverage") is None else \
+        f"<br><span class='muted'>key points {result['key_point_coverage']}</span>"
+    unchecked = [v["point"] for v in result.get("point_verdicts", []) if not v["supported"]]
+    if unchecked:
+        coverage += "<br><span class='bad'>not supported: " + html.escape(" | ".join(unchecked))[:400] + "</span>"
     return (f"<tr><td>{html.escape(result['id'])}</td><td>{html.escape(result['question'])}</td>"
-            f"<td>{_outcome(result)}<br><span class='muted'>{html.escape(result.get('failure') or '')}</span></td>"
+            f"<td>{_outcome(result)}<br><span class='muted'>{html.escape(result.get('failure') or '')}</span>{coverage}</td>"
             f"<td>{result.get('evidence_rank') or '–'}</td>"
             f"<td>{html.escape(result.get('error') or result['answer'])}{citations}</td></tr>")
 
 
 def run_report(run: dict, results: list[dict]) -> str:
     summary_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-                           for k, v in run["summary"].items())
+                           for k, v in run["summary"].items() if k != "by_kind")
     rows = "".join(_result_row(r) for r in results)
     label = f"run {run['id']}"
     failures = _failure_table(run["summary"])
@@ -89,6 +94,7 @@ def run_report(run: dict, results: list[dict]) -> str:
 <img alt="metric bars" src="{_metric_bars([(label, run['summary'])])}">
 <img alt="latency histogram" src="{_latency_histogram([(label, results)])}">
 <h2>What went wrong</h2>{failures}
+{_kind_table(run["summary"])}
 <h2>Summary</h2><table>{summary_rows}</table>
 <h2>Questions</h2><table><tr><th>id</th><th>question</th><th>outcome</th><th>evidence rank</th><th>answer and citations</th></tr>
 {rows}</table>
@@ -118,6 +124,22 @@ def comparison_report(comparison: dict, results_a: list[dict], results_b: list[d
 <h2>Settings that differ</h2><table><tr><th>setting</th><th>{label_a}</th><th>{label_b}</th></tr>{settings_rows}</table>
 <h2>Questions that changed</h2><table><tr><th>id</th><th></th><th>question</th><th>{label_a}</th><th>{label_b}</th></tr>
 {question_rows}</table></body></html>"""
+
+
+def _kind_table(summary: dict) -> str:
+    """Whole-article questions, per kind: key-point coverage, sources cited, refusals, checked points."""
+    kinds = summary.get("by_kind") or {}
+    if not kinds:
+        return ""
+    columns = ["questions", "key_point_coverage", "sources_cited", "refused", "points_checked_ok", "first_token_ms_p50",
+               "routed_as"]
+    rows = "".join(f"<tr><td>{html.escape(kind)}</td>" + "".join(
+        f"<td>{html.escape(_value(scores.get(c)))}</td>" for c in columns) + "</tr>" for kind, scores in kinds.items())
+    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in columns)
+    return (f"<h2>By kind of question</h2><p class='muted'>key-point coverage: points of the set found in the answer "
+            f"(a refusal scores 0); sources cited: the share of the set's sources the answer cites; points checked "
+            f"ok: shown points the checker supports against the passage they cite</p>"
+            f"<table><tr><th>kind</th>{head}</tr>{rows}</table>")
 
 
 def _failure_table(summary: dict) -> str:

@@ -54,11 +54,22 @@ class Admin:
         check_password(self.settings.admin_password, password, "admin", AdminError, WrongAdminPassword)
 
     def articles(self, password: str) -> list[dict]:
+        """The indexed articles, each with its summary's state: "ready (method)", or "pending" while
+        the app prepares it (``rag.answer.summary.BackgroundSummaries``)."""
         self.check(password)
         try:
-            return list_articles(self.components.store())
+            rows = list_articles(self.components.store())
         except Exception:  # no index yet
             return []
+        try:
+            versions, fingerprints = self.components.summaries.versions(), self.components.fingerprints()
+        except Exception:  # the records database is down: the list still shows
+            versions, fingerprints = {}, {}
+        for row in rows:
+            fingerprint, method = versions.get(row["doc_id"], ("", ""))
+            row["summary"] = f"ready ({method})" if fingerprint and fingerprint == fingerprints.get(row["doc_id"]) \
+                else "pending"
+        return rows
 
     def accept_uploads(self, password: str, files: list[str]) -> list[str]:
         """Copy uploaded temp files into the uploads folder; returns their new paths."""

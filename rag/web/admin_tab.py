@@ -17,12 +17,12 @@ log = logging.getLogger(__name__)
 
 def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
     """Operators: list, add (upload or URL), remove and re-index articles. Password on every call."""
-    columns = ["doc_id", "title", "date", "chunks", "indexed_at", "source"]
+    columns = ["doc_id", "title", "date", "chunks", "indexed_at", "summary", "source"]
     source_columns = ["source", "kind", "checked_at", "result"]
 
     def table(password: str):
         rows = admin.articles(password)
-        return ([[r[c] for c in columns] for r in rows], gr.update(choices=[r["doc_id"] for r in rows]),
+        return ([[r.get(c, "") for c in columns] for r in rows], gr.update(choices=[r["doc_id"] for r in rows]),
                 [[r[c] for c in source_columns] for r in admin.sources(password)])
 
     def guarded(action):

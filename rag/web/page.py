@@ -73,7 +73,7 @@ document.addEventListener('click', (event) => {
   if (!box) return;
   box.value = 'Summarize \u201c' + button.dataset.title + '\u201d';
   box.dispatchEvent(new Event('input', {bubbles: true}));
-  setTimeout(() => box.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', code: 'Enter', keyCode: 13, bubbles: true})), 100);
+  setTimeout(() => { const send = document.querySelector('#question button.submit-button'); if (send) send.click(); }, 100);
 }, true);
 // "Read the whole article" loads the text when opened, as plain text (never as markup).
 document.addEventListener('toggle', async (event) => {
