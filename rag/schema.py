@@ -109,6 +109,9 @@ class Answer:
     kind: str = "answer"
     choices: list[str] | None = None  # a summary request naming no one article: the doc ids offered
     route: dict | None = None  # why the question took the route it did (for --explain)
+    # A summary's, comparison's or digest's points: {"label": article or side ("" in a summary),
+    # "text": the point, "cites": [n, …]} — the answer's bullets, for clients that render their own.
+    points: list[dict] | None = None
 
     def to_json(self) -> dict:
         return {
@@ -127,6 +130,7 @@ class Answer:
             "llm": self.llm,
             "kind": self.kind,
             **({"choices": self.choices} if self.choices else {}),
+            **({"points": self.points} if self.points else {}),
             **({"prompt_tokens": self.prompt_tokens} if self.prompt_tokens else {}),
             **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
             **({"filters": self.filters} if self.filters else {}),

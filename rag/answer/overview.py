@@ -34,6 +34,10 @@ from rag.schema import Answer, Citation, Passage
 
 KINDS = ("answer", "summary", "comparison", "digest")
 DIGEST_PAGE = 8  # articles listed per digest answer
+# A digest lists the articles whose best passage is this close (cosine) to the best article's, and
+# at least DIGEST_FLOOR: measured on benchmarks/data/overview-questions.jsonl's digests.
+DIGEST_BAND = 0.17
+DIGEST_FLOOR = 0.25
 
 _DOC_WORDS = r"(?:article|report|bill|act|order|executive order|memo|memorandum|document|piece|directive|plan|" \
              r"framework|guidance|rule|strategy|statute|law|audit|study|post|story|paper|one)"
@@ -50,7 +54,8 @@ COMPARE = re.compile(r"\b(?:compare|comparison|contrast|differ|differs|differenc
 DIGEST = re.compile(
     r"\b(?:which|what|any|list(?: the| all)?|show(?: me)?(?: the| all)?)\s+(?:articles|reports|documents|pieces|stories|"
     r"publications|posts|audits|papers)\b|\bwhat (?:was|were|has been|have been|got) (?:published|written|reported|"
-    r"released|announced)\b|\bwhat did (?:the )?(?:articles|reports|documents|agencies|sources|publications) say\b",
+    r"released|announced)\b|\bwhat did (?:the )?(?:\w+ ){0,2}(?:articles|reports|documents|agencies|sources|publications|"
+    r"audits) say\b",
     re.IGNORECASE)
 # An article's number as policy people cite it: GAO-26-108745, SB 1001, H.R. 1234, EO 14110, M-24-10.
 IDENTIFIER = re.compile(r"\b(?:[A-Z]{1,5}\.?){1,3}[\s-]?\d[\d-]{1,}\b")
@@ -250,15 +255,16 @@ class Overview:
         points, prepared = self.summary_of(doc_id)
         if not points:
             return None  # nothing summarisable (a table of numbers): the fact pipeline tries
-        lines, passages, citations = [_title_line(row)], [], []
+        lines, passages, citations, shown = [_title_line(row)], [], [], []
         for point in points:
             n = _cite(point, row, doc_id, passages, citations)
             lines.append(f"- {point.text} [{n}]")
+            shown.append({"label": "", "text": point.text, "cites": [n]})
         if not prepared:
             lines.append("(Quick summary from the article's most central sentences; a fuller one is being prepared.)")
         return Answer(question=question, answer="\n".join(lines), refused=False, citations=citations,
                       contexts=passages, timings={}, llm="summary (prepared)" if prepared else "summary (extractive)",
-                      kind="summary")
+                      kind="summary", points=shown)
 
     def which_article(self, question: str, found: Resolved, catalog: dict[str, dict]) -> Answer:
         """Not one article: say which could be meant (a choice, not a refusal), or that none matches."""
@@ -278,7 +284,7 @@ class Overview:
         focus = _focus(question, kind.sides)
         passages: list[Passage] = []
         citations: list[Citation] = []
-        lines = []
+        lines, shown = [], []
         for side in kind.sides:
             others = set().union(*(content_terms(o) for o in kind.sides if o != side)) - content_terms(side)
             found = resolve(side, catalog, (), lambda text: [], self.min_score)  # by number or title only
@@ -300,11 +306,12 @@ class Overview:
                 point = KeyPoint(sentence, passage.chunk_id, passage.start, passage.end, passage.text)
                 n = _cite(point, row, passage.doc_id, passages, citations)
                 said.append(f"{sentence} [{n}]")
+                shown.append({"label": label, "text": sentence, "cites": [n]})
             lines.append(f"- {label}: " + " ".join(said))
         if not citations:
             return None  # neither side found: the fact pipeline refuses with the closest passages
         return Answer(question=question, answer="\n".join(["Compared:", *lines]), refused=False, citations=citations,
-                      contexts=passages, timings={}, llm="comparison (extractive)", kind="comparison")
+                      contexts=passages, timings={}, llm="comparison (extractive)", kind="comparison", points=shown)
 
     def _best_sentences(self, query: str, side: str, candidates: list[Passage], limit: int,
                         others: set[str] = frozenset()) -> list[tuple[str, Passage]]:
@@ -343,10 +350,7 @@ class Overview:
         topic = _digest_topic(question)
         catalog = self.catalog.articles()
         if topic:
-            by_article: dict[str, Passage] = {}
-            for passage in self._search(topic, filters, k=60):  # grouped: one article's ten passages count once
-                if (passage.dense_score or 0.0) >= self.min_score or passage.dense_score is None:
-                    by_article.setdefault(passage.doc_id, passage)
+            by_article = self._relevant_articles(topic, filters)
         else:  # "what was published in March 2026": every article of the period
             by_article = {d: None for d, row in catalog.items()
                           if (not filters.date_from or (row.get("date") or "") >= filters.date_from)
@@ -357,6 +361,7 @@ class Overview:
         ordered = sorted(by_article, key=lambda d: catalog.get(d, {}).get("date") or "", reverse=True)
         passages: list[Passage] = []
         citations: list[Citation] = []
+        shown = []
         period = f" ({timeframe.label[0].lower()}{timeframe.label[1:]})" if timeframe.has_period else ""
         lines = [f"{len(ordered)} article{'s' if len(ordered) != 1 else ''}" + (f" on {topic}" if topic else "")
                  + f"{period}, newest first:"]
@@ -368,11 +373,33 @@ class Overview:
                 continue
             n = _cite(point, row, doc_id, passages, citations)
             lines.append(f"- {_title_line(row)}: {point.text} [{n}]")
+            shown.append({"label": _title_line(row), "text": point.text, "cites": [n]})
         if len(ordered) > DIGEST_PAGE:
             lines.append(f"({len(ordered) - DIGEST_PAGE} more: narrow the question or choose a period or articles.)")
         return Answer(question=question, answer="\n".join(lines), refused=False, citations=citations,
-                      contexts=passages, timings={}, llm="digest", kind="digest",
+                      contexts=passages, timings={}, llm="digest", kind="digest", points=shown,
                       timeframe={**timeframe.to_json(), "applied": True} if timeframe.has_period else None)
+
+    def _relevant_articles(self, topic: str, filters: Filters) -> dict[str, Passage]:
+        """Articles about ``topic``, each by its best passage: retrieval grouped by article (one
+        article's ten passages count once), kept when the best passage's similarity is within
+        DIGEST_BAND of the best article's and above DIGEST_FLOOR. Passages found by keywords alone
+        are scored by meaning here too, so a word in passing does not list an article."""
+        passages = self._search(topic, filters, k=60)
+        unscored = [p for p in passages if p.dense_score is None]
+        if unscored:
+            query = self.vectors.query(topic)
+            for passage, vector in zip(unscored, self.vectors.sentences([p.text for p in unscored]), strict=True):
+                passage.dense_score = _cosine(query, vector)
+        best: dict[str, Passage] = {}
+        for passage in passages:
+            if passage.doc_id not in best or passage.dense_score > best[passage.doc_id].dense_score:
+                best[passage.doc_id] = passage
+        if not best:
+            return {}
+        top = max(p.dense_score for p in best.values())
+        floor = max(DIGEST_FLOOR, self.min_score, top - DIGEST_BAND)
+        return {d: p for d, p in best.items() if p.dense_score >= floor}
 
     def _gist(self, doc_id: str, topic: str, passage: Passage | None) -> KeyPoint | None:
         """The article's one sentence on the topic: the summary point closest to it, else its best

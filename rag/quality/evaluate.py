@@ -164,7 +164,7 @@ def score(row: dict, answer: Answer) -> QuestionResult:
 
 def overview_scores(row: dict, answer: Answer) -> dict:
     """Key-point coverage, sources cited and per-point verdicts (see the module docstring)."""
-    from rag.answer.citations import MARKER, check_answer
+    from rag.answer.citations import check_answer
 
     scores: dict = {"kind": row.get("kind") or "fact", "answer_kind": answer.kind}
     points = row.get("key_points") or []
@@ -178,19 +178,17 @@ def overview_scores(row: dict, answer: Answer) -> dict:
         hit = sum(1 for s in wanted if any(d == s or d.startswith(f"{s}_") for d in cited))
         scores["sources_cited"] = round(hit / len(wanted), 3)
     if answer.kind != "answer" and not answer.refused:
-        by_n = {c.n: c for c in answer.citations}
-        verdicts = []
-        for line in answer.answer.splitlines():
-            numbers = [int(n) for group in MARKER.findall(line) for n in re.findall(r"\d+", group)]
-            cited = [by_n[n] for n in numbers if n in by_n]
-            if not cited:
-                continue
-            point = MARKER.sub("", line).lstrip("- ").split(": ", 1)[-1].strip()
-            from rag.schema import Passage
+        from rag.schema import Passage
 
-            passages = [Passage(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, text=c.text) for c in cited]
-            checked = check_answer(point, passages, "")
-            verdicts.append({"point": point[:300], "supported": bool(checked) and all(c.supported for c in checked),
+        # Every passage the answer cites, numbered as the answer numbers them; each point checked alone.
+        passages = [Passage(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, text=c.text)
+                    for c in sorted(answer.citations, key=lambda c: c.n)]
+        verdicts = []
+        for point in answer.points or []:
+            marked = point["text"] + "".join(f" [{n}]" for n in point["cites"])
+            checked = check_answer(marked, passages, "")
+            verdicts.append({"point": point["text"][:300],
+                             "supported": bool(checked) and all(c.supported for c in checked),
                              "support": min((c.support for c in checked), default=0.0)})
         scores["point_verdicts"] = verdicts
     return scores
