@@ -53,6 +53,26 @@ def test_refused_questions_are_kept_redacted_and_bounded_and_answered_ones_are_n
     assert b"ann.lee" not in stored and b"555" not in stored
 
 
+@pytest.mark.parametrize("personal", ["+1 (555) 123 - 4567", "555\u2013123\u20134567", "555\u2011123\u20114567",
+                                      "555/123/4567", "12 34 56 78", "ann\uff20example.org", "ann\u00ad@example.org",
+                                      "ann@exa\u200bmple.org", "555 123 4567"])
+def test_personal_data_in_any_common_spelling_is_redacted_in_the_log_and_in_feedback(tmp_path, personal):
+    """Issue 31 item 5: dashes, slashes, spaced groups, full-width and invisible characters."""
+    from rag.web.feedback import FeedbackStore
+
+    log = UnansweredLog(sqlite_at(tmp_path / "app.sqlite"), days=90)
+    log.record(refused(f"reach me at {personal} about the 2019-2021 budget of 2024/05/01"))
+    kept = log.rows()[0]["question"]
+    assert ("[phone]" in kept or "[email]" in kept) and "2019-2021" in kept and "2024/05/01" in kept, kept
+    feedback = FeedbackStore(sqlite_at(tmp_path / "app.sqlite"))
+    answer = refused(f"call {personal}?")
+    answer.id = "a1"
+    row_id = feedback.record(answer, rating=-1, comment=f"mine is {personal}")
+    row = feedback.row(row_id)
+    assert personal not in row["question"] and personal not in row["comment"], row
+    assert "555" not in (row["question"] + row["comment"]) and "ann" not in (row["question"] + row["comment"])
+
+
 def test_questions_older_than_the_retention_are_pruned_and_zero_days_keeps_none(tmp_path):
     clock = Clock()
     log = UnansweredLog(sqlite_at(tmp_path / "app.sqlite"), days=30, clock=clock)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -81,16 +82,16 @@ class FeedbackStore:
                 ":rating, :comment, :answer_id) "
                 "ON CONFLICT (answer_id) DO UPDATE SET rating = excluded.rating, created_at = excluded.created_at, "
                 "reviewed = 0 RETURNING id"),
-                {"at": now(), "q": answer.question[:MAX_TEXT], "a": answer.answer[:MAX_TEXT],
+                {"at": now(), "q": redact_personal(answer.question)[:MAX_TEXT], "a": answer.answer[:MAX_TEXT],
                  "refused": int(answer.refused), "citations": json.dumps(data["citations"]),
                  "settings": json.dumps(settings or {}), "timings": json.dumps(data["timings"]), "llm": answer.llm,
-                 "rating": rating, "comment": comment[:MAX_TEXT], "answer_id": answer.id}).scalar_one()
+                 "rating": rating, "comment": redact_personal(comment)[:MAX_TEXT], "answer_id": answer.id}).scalar_one()
             return int(row_id)
 
     def add_comment(self, feedback_id: int, comment: str) -> None:
         with self.engine.begin() as db:
             db.execute(text("UPDATE feedback SET comment = :c WHERE id = :id"),
-                       {"c": comment[:MAX_TEXT], "id": feedback_id})
+                       {"c": redact_personal(comment)[:MAX_TEXT], "id": feedback_id})
 
     def rows(self, *, only_unreviewed: bool = False) -> list[dict]:
         """Thumbs-down first, newest first within each rating."""
@@ -109,17 +110,28 @@ class FeedbackStore:
             db.execute(text("UPDATE feedback SET reviewed = 1 WHERE id = :id"), {"id": feedback_id})
 
 
-# What a reader may type that is theirs, not the question's: an e-mail address, a phone number
-# (nine or more digits with the usual separators; dates and years have fewer).
+# What a reader may type that is theirs, not the question's: an e-mail address, a phone number.
+# Matched after NFKC folding (a full-width "＠" is "@") with invisible format characters (soft
+# hyphens, zero-width spaces) dropped; digits may be grouped by spaces, dots, brackets, slashes or
+# any dash. A phone number is 9–15 digits, or 8 in at least four groups ("12 34 56 78"); a date or
+# a span of years ("2019-2021", "2024/05/01") is neither.
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PHONE = re.compile(r"(?<![\w.])\+?(?:\d[\s().-]{0,2}){9,15}(?![\w.])")
+_SEPARATOR = r"[\s().\-/\u2010-\u2015\u2212]"
+PHONE_CANDIDATE = re.compile(rf"(?<![\w.])\+?\d(?:{_SEPARATOR}{{0,3}}\d){{7,14}}(?![\w])")
 MAX_QUESTION = 500  # characters kept of an unanswered question
 MAX_ROWS = 5_000  # unanswered questions kept at most (the oldest go first): grouping 5,000 took 15 s on 2 cores, and clustering memory grows with its square
 
 
 def redact_personal(text: str) -> str:
     """``mail me at ann@example.org or 555-123-4567`` → ``mail me at [email] or [phone]``."""
-    return PHONE.sub("[phone]", EMAIL.sub("[email]", text))
+    folded = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
+    return PHONE_CANDIDATE.sub(_phone_or_not, EMAIL.sub("[email]", folded))
+
+
+def _phone_or_not(match: re.Match) -> str:
+    digits = sum(ch.isdigit() for ch in match.group(0))
+    groups = len(re.findall(r"\d+", match.group(0)))
+    return "[phone]" if digits >= 9 or (digits == 8 and groups >= 4) else match.group(0)
 
 
 class UnansweredLog:
