@@ -6,6 +6,7 @@ Modules never read ``os.environ`` themselves: they are handed a ``Settings``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,8 @@ class Settings(BaseSettings):
     # --- state -------------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="Where every piece of state lives.")
     corpus_dir: Path = Field(Path("corpus"), description="What `make run` and `rag index` index by default.")
-    collection: str = Field("articles", description="Chroma collection name (3-512 characters).")
+    collection: str = Field("articles", description="Chroma collection name: 3-512 letters, digits, '.', '_' or '-', "
+                            "starting and ending with a letter or digit (Chroma's rule; checked at start-up).")
 
     # --- embeddings ---------------------------------------------------------------------------
     embed_model: str = Field(
@@ -118,6 +120,14 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         "", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the "
         "client (per-client limits count against it); unset: the connecting address counts, the header is ignored.")
+
+    @field_validator("collection")
+    @classmethod
+    def _a_collection_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]", value) or ".." in value:
+            raise ValueError("must be 3-512 letters, digits, '.', '_' or '-', starting and ending with a letter or "
+                             "digit, without '..' (Chroma's rule)")
+        return value
 
     @field_validator("admin_password", "staff_password")
     @classmethod

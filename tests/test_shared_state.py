@@ -162,6 +162,33 @@ def assert_statistics_recount(pg: PostgresLexicalIndex) -> None:
     assert (differing, postings, totals) == (0, 0, True)
 
 
+def test_any_valid_collection_name_opens_its_own_postgres_word_index_again_and_again(postgres, tmp_path):
+    """Issue 31 item 6: upper case, 50 characters, and names that differ only by '-' and '_'."""
+    from rag.ingest.index import indexer_lock
+    from rag.settings import Settings
+
+    ids, texts, metas = _chunks()
+    url = postgres.new_database("names")
+    names = ["Articles", "a" * 25 + "-Policy-Collection-Of-The-Year", "a-b", "a_b", "articles"]
+    for name in names:
+        for _ in range(2):  # the second open found the first's tables (it failed: DuplicateColumn)
+            index = open_lexical_index(engine_for(url), f"chroma/{name}")
+        index.add(ids[:5], texts[:5], metas[:5])
+    assert open_lexical_index(engine_for(url), "chroma/articles").t == "lexical_chroma_articles"  # as always
+    tables = {open_lexical_index(engine_for(url), f"chroma/{name}").t for name in names}
+    assert len(tables) == len(names) and all(len(t) + len("_postings_term") <= 63 for t in tables)
+    assert all(open_lexical_index(engine_for(url), f"chroma/{n}").size() == 5 for n in names)
+    # The indexer lock follows the same name: a-b and a_b index side by side, one name never twice.
+    settings = {n: Settings(data_dir=tmp_path / n, RAG_RECORD_DB_URL=url, collection=n, _env_file=None)
+                for n in ("a-b", "a_b")}
+    with indexer_lock(settings["a-b"], wait=False), indexer_lock(settings["a_b"], wait=False):
+        with pytest.raises(Exception, match="another indexer"):
+            with indexer_lock(settings["a-b"], wait=False):
+                pass
+    with pytest.raises(ValueError, match="collection"):
+        Settings(collection="bad name!", _env_file=None)
+
+
 def test_a_postgres_lexical_index_of_the_first_release_is_upgraded_in_place(postgres):
     """The first release searched a GIN index over tsv and kept no postings or totals: opening it
     adds them, filled from the chunks already there, and searches as a fresh index does."""

@@ -39,7 +39,7 @@ from rag.ingest import feeds
 from rag.ingest.chunk import Chunker
 from rag.ingest.embed import EmbeddingPrefetcher
 from rag.ingest.feeds import SourceLog
-from rag.ingest.lexical import LexicalIndex, NoLexicalIndex, open_lexical_index
+from rag.ingest.lexical import LexicalIndex, NoLexicalIndex, collection_key, open_lexical_index
 from rag.ingest.summaries import SummaryStore
 from rag.redact import redact_text
 from rag.schema import Article
@@ -237,7 +237,7 @@ def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], Non
 @contextmanager
 def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], None]]:
     engine = engine_for(settings.record_db_url)
-    key = lock_key(f"rag-indexer:chroma/{settings.collection}")
+    key = lock_key(f"rag-indexer:{collection_key(f'chroma/{settings.collection}')}")  # the tables' own name
     try:
         db = engine.connect()
     except Exception as exc:

@@ -33,6 +33,7 @@ replaced: 0.668 / hybrid 0.722); at 100k synthetic chunks the 10% limit cut the 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import time
@@ -68,8 +69,20 @@ def stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
+def collection_key(namespace: str) -> str:
+    """One safe name per collection, for its tables and its indexer lock alike. PostgreSQL folds
+    unquoted names to lower case and cuts them at 63 bytes, and ``a-b`` and ``a_b`` would share
+    ``a_b``: a name that is not already lower-case letters, digits and ``_`` (≤ 40 of them) becomes
+    its safe form, shortened, plus a hash of the whole name. Names that were safe keep the name
+    they always had, so existing indexes open as before."""
+    if re.fullmatch(r"chroma/[a-z0-9_]{1,40}", namespace):
+        return namespace
+    safe = re.sub(r"[^a-z0-9_]", "_", namespace.lower())[:30]
+    return f"{safe}_{hashlib.sha256(namespace.encode()).hexdigest()[:10]}"
+
+
 def table_prefix(namespace: str) -> str:
-    return "lexical_" + re.sub(r"\W", "_", namespace)
+    return "lexical_" + re.sub(r"\W", "_", collection_key(namespace))
 
 
 def question_words(query: str) -> list[str]:
