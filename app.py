@@ -29,9 +29,9 @@ def main() -> None:
     settings = Settings()
     components = Components(settings)
     try:
-        service = ChatService(components, FeedbackStore(engine_for(settings.state_db_url("app"))))
+        service = ChatService(components, FeedbackStore(engine_for(settings.state_db_url("app"), settings.db_timeouts)))
     except DBAPIError as exc:  # the state database (PostgreSQL with RAG_RECORD_DB_URL) is down or refuses us
-        raise SystemExit(f"error: the state database at {server_name(engine_for(settings.state_db_url('app')))} "
+        raise SystemExit(f"error: the state database at {server_name(engine_for(settings.state_db_url('app'), settings.db_timeouts))} "
                          f"cannot be used ({type(exc.orig).__name__}); start it or fix RAG_RECORD_DB_URL") from None
     try:
         _ = service.pipeline  # load the models before the first reader arrives

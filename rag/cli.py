@@ -289,7 +289,7 @@ def cmd_eval(args, settings: Settings) -> int:
     from rag.quality.report import comparison_report, run_report
     from rag.quality.runs import RunStore, compare, format_comparison
 
-    runs = RunStore(engine_for(settings.state_db_url("eval")))
+    runs = RunStore(engine_for(settings.state_db_url("eval"), settings.db_timeouts))
     reports = settings.data_dir / "reports"
     if args.list:
         for run in runs.runs():
@@ -338,7 +338,7 @@ def cmd_eval(args, settings: Settings) -> int:
 def cmd_feedback_export(args, settings: Settings) -> int:
     from rag.web.feedback import FeedbackStore
 
-    rows = FeedbackStore(engine_for(settings.state_db_url("app"))).rows(only_unreviewed=not args.all)
+    rows = FeedbackStore(engine_for(settings.state_db_url("app"), settings.db_timeouts)).rows(only_unreviewed=not args.all)
     if not args.all:
         rows = [r for r in rows if (r["rating"] or 0) < 0]
     with args.out.open("w", encoding="utf-8") as out:
@@ -361,7 +361,7 @@ def cmd_gaps(args, settings: Settings) -> int:
 
     if args.days is not None and args.days < 1:
         raise ValueError("--days takes a number of days, 1 or more")
-    log = UnansweredLog(engine_for(settings.state_db_url("app")), settings.question_log_days)
+    log = UnansweredLog(engine_for(settings.state_db_url("app"), settings.db_timeouts), settings.question_log_days)
     gaps = group_questions(log.rows(args.days), components(settings).embedding_model)
     if args.export:
         args.export.write_text(as_question_set(gaps), encoding="utf-8")

@@ -79,7 +79,7 @@ class Components:
 
         self.store()  # fail now, with a clear message, if there is no index
         live = self.live_store()
-        lexical = open_lexical_index(engine_for(self.settings.record_db_url), f"chroma/{self.settings.collection}")
+        lexical = open_lexical_index(engine_for(self.settings.record_db_url, self.settings.db_timeouts), f"chroma/{self.settings.collection}")
         if isinstance(lexical, NoLexicalIndex) and self.settings.retrieval_mode != "dense":
             raise StoreError(lexical.reason)  # said at start-up, not on every question
         if self.settings.retrieval_mode != "dense" and lexical.size() == 0 and self.store()._collection.count():
@@ -98,7 +98,7 @@ class Components:
 
         if not self.settings.shared_state:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return SummaryStore(engine_for(self.settings.record_db_url), f"chroma/{self.settings.collection}")
+        return SummaryStore(engine_for(self.settings.record_db_url, self.settings.db_timeouts), f"chroma/{self.settings.collection}")
 
     def fingerprints(self) -> dict[str, str]:
         """doc_id → index fingerprint of every indexed article (what a summary is keyed by)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -53,13 +54,27 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long a PostgreSQL connection waits before it gives up (``Settings.db_timeouts``; seconds,
+    0 = no limit): a statement (``statement_timeout``), a lock another session holds
+    (``lock_timeout``), a connection attempt or a free pooled connection, and a peer that stopped
+    answering on the network (TCP keepalives and ``tcp_user_timeout``)."""
+
+    statement_s: float = 30.0
+    lock_s: float = 5.0
+    connect_s: float = 5.0
+    network_s: float = 10.0
+
+
 @cache
-def engine_for(url: str) -> Engine:
-    """One engine (and so one connection pool) per database per process.
+def engine_for(url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts()) -> Engine:
+    """One engine (and so one connection pool) per database and timeouts per process.
 
     SQLite: the file's folder is created and a connection waits up to 10 s for a writer instead of
-    failing. PostgreSQL: a connection attempt gives up after 5 s, and a pooled connection is tested
-    before use, so the app recovers by itself after the server restarts."""
+    failing. PostgreSQL: ``timeouts`` bound every wait (a table lock held by another session, a
+    server that stopped answering), and a pooled connection is tested before use, so the app
+    recovers by itself after the server restarts or resumes."""
     url = sqlalchemy_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url)
@@ -72,10 +87,14 @@ def engine_for(url: str) -> Engine:
             connection.execute("PRAGMA busy_timeout=10000")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
-                         connect_args={"connect_timeout": 5, "application_name": "rag",
-                                       # JIT compiling costs more than our short queries take
-                                       "options": "-c jit=off"})
+    network = max(1, int(timeouts.network_s))
+    options = (f"-c jit=off -c statement_timeout={int(timeouts.statement_s * 1000)} "  # JIT costs more than our queries
+               f"-c lock_timeout={int(timeouts.lock_s * 1000)}")
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=max(1, timeouts.connect_s),
+                         connect_args={"connect_timeout": max(1, int(timeouts.connect_s)), "application_name": "rag",
+                                       "options": options, "keepalives": 1, "keepalives_idle": network,
+                                       "keepalives_interval": max(1, network // 3), "keepalives_count": 3,
+                                       "tcp_user_timeout": network * 1000})
 
 
 def lock_key(name: str) -> int:

@@ -121,6 +121,26 @@ class Settings(BaseSettings):
         "", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the "
         "client (per-client limits count against it); unset: the connecting address counts, the header is ignored.")
 
+    db_statement_timeout_s: float = Field(
+        30.0, description="PostgreSQL: longest a statement may run (server-side statement_timeout); 0 = no limit.")
+    db_lock_timeout_s: float = Field(
+        5.0, description="PostgreSQL: longest a statement waits for a lock another session holds (lock_timeout).")
+    db_connect_timeout_s: float = Field(5.0, description="PostgreSQL: longest a connection attempt, or the wait for a "
+                                        "free pooled connection, may take.")
+    db_network_timeout_s: float = Field(
+        10.0, description="PostgreSQL: a server that stops answering on the network is given up after about this "
+        "long (TCP keepalives and tcp_user_timeout).")
+    db_reader_wait_s: float = Field(
+        5.0, description="The web app's per-request database checks (upload limits) answer within this long, or the "
+        "request gets a clear 503 and the database is tried again next time.")
+
+    @property
+    def db_timeouts(self):
+        from rag.db import DatabaseTimeouts
+
+        return DatabaseTimeouts(self.db_statement_timeout_s, self.db_lock_timeout_s, self.db_connect_timeout_s,
+                                self.db_network_timeout_s)
+
     @field_validator("collection")
     @classmethod
     def _a_collection_name(cls, value: str) -> str:

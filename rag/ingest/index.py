@@ -172,7 +172,7 @@ RECORD_MIGRATIONS = [
 def open_record_manager(settings: Settings) -> SQLRecordManager:
     if not settings.shared_state:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = engine_for(settings.record_db_url)
+    engine = engine_for(settings.record_db_url, settings.db_timeouts)
     migrate(engine, "records", RECORD_MIGRATIONS)
     return SQLRecordManager(namespace=f"chroma/{settings.collection}", engine=engine)
 
@@ -236,7 +236,7 @@ def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], Non
 
 @contextmanager
 def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], None]]:
-    engine = engine_for(settings.record_db_url)
+    engine = engine_for(settings.record_db_url, settings.db_timeouts)
     key = lock_key(f"rag-indexer:{collection_key(f'chroma/{settings.collection}')}")  # the tables' own name
     try:
         db = engine.connect()
@@ -244,8 +244,12 @@ def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], N
         raise StateDatabaseError(f"the record database at {server_name(engine)} is not answering "
                                  f"({type(exc).__name__}); nothing was indexed") from exc
     with db:
-        if wait:
+        if wait:  # queueing behind another indexer may take long: no statement or lock timeout for this one
+            db.execute(text("SET statement_timeout = 0"))
+            db.execute(text("SET lock_timeout = 0"))
             db.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            db.execute(text("RESET statement_timeout"))
+            db.execute(text("RESET lock_timeout"))
         elif not db.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
             raise IndexBusyError(BUSY)
         db.commit()  # the lock belongs to the session: no transaction stays open while indexing

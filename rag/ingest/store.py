@@ -104,7 +104,7 @@ def unreachable_message(settings: Settings, exc: Exception) -> str:
     if isinstance(exc, DBAPIError):  # the lexical index's database (rag.ingest.lexical), e.g. PostgreSQL restarting
         from rag.db import engine_for, server_name
 
-        engine = engine_for(settings.record_db_url)
+        engine = engine_for(settings.record_db_url, settings.db_timeouts)
         where = engine.url.database if engine.dialect.name == "sqlite" else server_name(engine)
         return (f"the record database at {where} is not answering ({type(exc.orig).__name__}). "
                 "Check that it is up; answers resume when it is back")

@@ -20,18 +20,27 @@ unbounded, and Gradio never fetches a URL or serves a file on a client's say-so.
   the admin's click arrives) are refused outright unless the Admin tab exists, and are
   rate-limited per client when it does. Gradio caps each file (``max_file_size``) and the app
   deletes uploaded temp files after an hour (``delete_cache``).
+- **No waiting on the event loop.** The upload count may live in PostgreSQL: it is taken in a
+  worker thread with a deadline (``RAG_DB_READER_WAIT_S``), so a database that is locked or has
+  stopped answering costs that request a 503 and every other visitor nothing.
 - Every other request **body is capped** (``max_body_bytes``): a chat history or question padded
   to megabytes is refused before Gradio parses it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+import logging
 import re
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from rag.web.limits import LimitExceeded, RateLimit, client_key
+
+log = logging.getLogger(__name__)
 
 UPLOAD_PATH = "/gradio_api/upload"
 # Gradio's routes that read a file or a URL named in the path (``file=``, the older ``file/``) or
@@ -55,7 +64,7 @@ def parse_proxies(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
 
 class RequestGuard:
     def __init__(self, app, *, uploads_enabled: bool, upload_limit: RateLimit, max_body_bytes: int,
-                 max_upload_bytes: int, served_files: Path, trusted_proxies: str = "") -> None:
+                 max_upload_bytes: int, served_files: Path, trusted_proxies: str = "", db_wait_s: float = 5.0) -> None:
         self.app = app
         self.uploads_enabled = uploads_enabled
         self.upload_limit = upload_limit
@@ -63,6 +72,7 @@ class RequestGuard:
         self.max_upload_bytes = max_upload_bytes
         self.served_files = served_files.resolve()
         self.trusted_proxies = parse_proxies(trusted_proxies)
+        self.db_wait_s = db_wait_s  # longest a request waits for the database (RAG_DB_READER_WAIT_S)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -77,10 +87,13 @@ class RequestGuard:
         if scope["path"].rstrip("/").endswith(UPLOAD_PATH):
             if not self.uploads_enabled:
                 return await refuse(send, 403, "uploads are disabled")
-            try:
-                self.upload_limit.take(client_of(scope))
+            try:  # the count may live in PostgreSQL: never wait for a database on the event loop
+                await asyncio.wait_for(asyncio.to_thread(self.upload_limit.take, client_of(scope)), self.db_wait_s)
             except LimitExceeded as exc:
                 return await refuse(send, 429, str(exc))
+            except (TimeoutError, SQLAlchemyError) as exc:
+                log.warning("the upload limit could not be checked: %s", type(exc).__name__)
+                return await refuse(send, 503, "the database is not answering right now; please try again in a moment")
             return await self.capped(scope, receive, send, self.max_upload_bytes)
         return await self.inspected(scope, receive, send)
 

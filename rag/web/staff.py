@@ -29,7 +29,7 @@ class Staff:
         self.settings = components.settings
         self.feedback = feedback
         self.unanswered = unanswered
-        self.runs = RunStore(engine_for(self.settings.state_db_url("eval")))
+        self.runs = RunStore(engine_for(self.settings.state_db_url("eval"), self.settings.db_timeouts))
         self.question_set_dirs = question_set_dirs
         self.downloads = downloads or Downloads()
 
