@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(None, description="Enables the Admin tab (and its API) when set.")
     max_upload_mb: int = Field(20, description="Largest file the Admin tab accepts.")
     staff_password: SecretStr | None = Field(None, description="Enables the Evaluate tab (and its API) when set.")
+    questions_per_minute: int = Field(
+        10, description="Questions one client (address; IPv6 by /64) may ask the web chat and /ask: a burst of this "
+        "many, then one every 60/N seconds (a token bucket, shared through PostgreSQL on several machines). "
+        "Over it: 'too many questions, try again in N s' (HTTP 429 on the API). 0: no limit.")
     prepare_summaries: bool = Field(
         True, description="The web app prepares a cited summary of every new or changed article in the background "
         "(one at a time, never while a reader's question is being answered), so 'summarize …' is answered at once; "

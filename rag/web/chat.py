@@ -28,7 +28,16 @@ from rag.schema import Answer
 from rag.web.admin import Admin
 from rag.web.downloads import Downloads
 from rag.web.feedback import FeedbackStore, UnansweredLog
-from rag.web.limits import LoginThrottle, MemoryCounts, RateLimit, SharedCounts
+from rag.web.limits import (
+    FairGate,
+    LimitExceeded,
+    LoginThrottle,
+    MemoryCounts,
+    QuestionBudget,
+    RateLimit,
+    SharedCounts,
+    too_many_questions,
+)
 from rag.web.present import answer_html, as_text, draft_html, passage_card, share_query, sources_html, turn_markdown
 from rag.web.staff import Staff
 
@@ -82,6 +91,9 @@ class ChatService:
         self.logins = LoginThrottle(counts=counts)  # wrong admin/staff passwords
         self.feedback_limit = RateLimit(30, 600, "ratings", counts=counts)
         self.upload_limit = RateLimit(20, 600, "uploads", counts=counts)  # before the admin password is known
+        self.question_budget = QuestionBudget(self.settings.questions_per_minute, counts=counts)
+        # The model's turns, round-robin between clients (Gradio lets more questions in than this).
+        self.model_turns = FairGate(self.settings.concurrency_limit)
         self.admin = Admin(components)
         self.downloads = Downloads()  # transcripts and exports, in a private temp folder
         self.background = None  # the summariser thread (rag.answer.summary.BackgroundSummaries), when app.py starts one
@@ -111,7 +123,7 @@ class ChatService:
         return [f"Summarize “{' '.join(title.split())}”" for title in titles]
 
     def respond(self, message: str, history: list, state: Session, docs, start, end, base_url: str = "",
-                infer_dates: bool | None = None):
+                infer_dates: bool | None = None, client: str = "unknown"):
         """One chat turn, streamed: yields (chat messages, sources panel HTML, state, status line).
         ``base_url``: the app's address as the reader sees it, for links in the downloaded transcript;
         ``infer_dates=False``: ignore the period the question names (the chip's ✕)."""
@@ -124,6 +136,18 @@ class ChatService:
                         {"role": "assistant", "content": f"<div class='refusal'>{as_text(str(exc))}</div>"}]
             yield history, gr.skip(), state, ""
             return
+        try:
+            self.question_budget.take(client)
+        except LimitExceeded as exc:
+            history += [{"role": "user", "content": as_text(question)},
+                        {"role": "assistant", "content": f"<div class='refusal'>{as_text(str(exc))}</div>"}]
+            yield history, gr.skip(), state, ""
+            return
+        except Exception as exc:  # the shared counters' database is down: say so, never a traceback
+            history += [{"role": "user", "content": as_text(question)},
+                        {"role": "assistant", "content": f"<div class='refusal'>{as_text(user_message(exc))}</div>"}]
+            yield history, gr.skip(), state, ""
+            return
         history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
         state.turns += 1
         turn = state.turns
@@ -132,55 +156,61 @@ class ChatService:
             filters = make_filters(docs, start, end)
             # "Summarize that one" names its article through the conversation (``about``), not a rewrite.
             whole_article = route(question).kind != "answer"
-            standalone = question if whole_article else rewrite_question(question, state.history,
-                                                                         self.pipeline.generator.chat_model)
-            text, articles, shown = "", {}, False  # articles: doc_id -> article text, fetched once per turn
-            for event in self.pipeline.stream(standalone, filters, infer_dates, about=state.last_doc_ids):
-                if isinstance(event, Sources):
-                    cards = [self.source_card(p, n, turn, cited=False, articles=articles)
-                             for n, p in enumerate(event.passages, 1)]
-                    if shown:  # asked again over all dates: these cards replace the first ones
-                        state.source_turns[-1] = (question, cards)
-                    else:
-                        state.source_turns.append((question, cards))
-                    shown = True
-                    yield history, sources_html(state.source_turns), state, ""
-                elif isinstance(event, Token):
-                    text += event.text
-                    # A draft until the checks have passed: shown as such, and replaced by the checked
-                    # answer or by a refusal naming the closest passages (never left on screen).
-                    history[-1] = {"role": "assistant", "content": draft_html(text)}
-                    yield history, gr.skip(), state, ""
-                elif isinstance(event, Restart):  # nothing in the question's period answered
-                    text = ""
-                    history[-1] = {"role": "assistant", "content": f"<div class='chip-note'>{as_text(event.note)}</div>"}
-                    yield history, gr.skip(), state, ""
-                elif isinstance(event, Final):
-                    answer: Answer = event.answer
-                    answer.question = question
-                    answer.id = answer.id or uuid.uuid4().hex  # what a rating of it is keyed by
-                    if standalone != question:
-                        answer.rewritten_question = standalone
-                    cited = {c.n for c in answer.citations}
-                    state.source_turns[-1] = (question, [
-                        self.source_card(p, n, turn, cited=n in cited, articles=articles)
-                        for n, p in enumerate(answer.contexts, 1)])
-                    link = share_query(question, filters.doc_ids, filters.date_from, filters.date_to,
-                                       all_dates=infer_dates is False)
-                    history[-1] = {"role": "assistant", "content": answer_html(answer, turn, link)}
-                    article_url = (lambda doc_id: f"{base_url}article/{quote(doc_id)}") if base_url else None
-                    state.transcript.append(turn_markdown(answer, turn, article_url))
-                    state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
-                    state.history.append((question, answer.answer))
-                    state.last_timeframe = answer.timeframe
-                    if answer.citations:  # what "it" and "that one" mean in the next question
-                        state.last_doc_ids = tuple(dict.fromkeys(c.doc_id for c in answer.citations))
-                    self.unanswered.record(answer)
-                    history = state.trim(history)
-                    yield history, sources_html(state.source_turns), state, timing_note(answer)
+            with self.model_turns.turn(client):  # the follow-up rewrite asks the model too
+                standalone = question if whole_article else rewrite_question(question, state.history,
+                                                                             self.pipeline.generator.chat_model)
+                yield from self._stream_turn(question, standalone, filters, infer_dates, history, state, turn, base_url)
         except Exception as exc:
             history[-1] = {"role": "assistant", "content": f"<div class='refusal'>{as_text(user_message(exc))}</div>"}
             yield history, sources_html(state.source_turns), state, ""
+
+    def _stream_turn(self, question: str, standalone: str, filters: Filters, infer_dates, history: list,
+                     state: Session, turn: int, base_url: str):
+        """The pipeline's events for one question, as the chat shows them (see ``respond``)."""
+        text, articles, shown = "", {}, False  # articles: doc_id -> article text, fetched once per turn
+        for event in self.pipeline.stream(standalone, filters, infer_dates, about=state.last_doc_ids):
+            if isinstance(event, Sources):
+                cards = [self.source_card(p, n, turn, cited=False, articles=articles)
+                         for n, p in enumerate(event.passages, 1)]
+                if shown:  # asked again over all dates: these cards replace the first ones
+                    state.source_turns[-1] = (question, cards)
+                else:
+                    state.source_turns.append((question, cards))
+                shown = True
+                yield history, sources_html(state.source_turns), state, ""
+            elif isinstance(event, Token):
+                text += event.text
+                # A draft until the checks have passed: shown as such, and replaced by the checked
+                # answer or by a refusal naming the closest passages (never left on screen).
+                history[-1] = {"role": "assistant", "content": draft_html(text)}
+                yield history, gr.skip(), state, ""
+            elif isinstance(event, Restart):  # nothing in the question's period answered
+                text = ""
+                history[-1] = {"role": "assistant", "content": f"<div class='chip-note'>{as_text(event.note)}</div>"}
+                yield history, gr.skip(), state, ""
+            elif isinstance(event, Final):
+                answer: Answer = event.answer
+                answer.question = question
+                answer.id = answer.id or uuid.uuid4().hex  # what a rating of it is keyed by
+                if standalone != question:
+                    answer.rewritten_question = standalone
+                cited = {c.n for c in answer.citations}
+                state.source_turns[-1] = (question, [
+                    self.source_card(p, n, turn, cited=n in cited, articles=articles)
+                    for n, p in enumerate(answer.contexts, 1)])
+                link = share_query(question, filters.doc_ids, filters.date_from, filters.date_to,
+                                   all_dates=infer_dates is False)
+                history[-1] = {"role": "assistant", "content": answer_html(answer, turn, link)}
+                article_url = (lambda doc_id: f"{base_url}article/{quote(doc_id)}") if base_url else None
+                state.transcript.append(turn_markdown(answer, turn, article_url))
+                state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
+                state.history.append((question, answer.answer))
+                state.last_timeframe = answer.timeframe
+                if answer.citations:  # what "it" and "that one" mean in the next question
+                    state.last_doc_ids = tuple(dict.fromkeys(c.doc_id for c in answer.citations))
+                self.unanswered.record(answer)
+                history = state.trim(history)
+                yield history, sources_html(state.source_turns), state, timing_note(answer)
 
     def source_card(self, passage, n: int, turn: int, *, cited: bool, articles: dict[str, str]) -> str:
         if passage.doc_id not in articles:
@@ -194,10 +224,14 @@ class ChatService:
         return passage_card(passage, n, turn, cited=cited, article=article)
 
     def ask_json(self, question: str, doc_ids: list[str] | None = None, date_from: str = "",
-                 date_to: str = "") -> dict:
+                 date_to: str = "", client: str = "unknown") -> dict:
         try:
+            wait = self.question_budget.wait_s(client, take=True)
+            if wait > 0:
+                return {"question": question, "error": too_many_questions(wait), "retry_after_s": round(wait)}
             filters = make_filters(doc_ids, date_from, date_to)
-            answer = self.pipeline.ask(question, filters)
+            with self.model_turns.turn(client):
+                answer = self.pipeline.ask(question, filters)
             self.unanswered.record(answer)
             return answer.to_json()
         except Exception as exc:

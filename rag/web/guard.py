@@ -38,11 +38,12 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from rag.web.limits import LimitExceeded, RateLimit, client_key
+from rag.web.limits import LimitExceeded, RateLimit, client_key, too_many_questions
 
 log = logging.getLogger(__name__)
 
 UPLOAD_PATH = "/gradio_api/upload"
+_QUESTION_API = re.compile(r"/gradio_api/(?:call|run)/(?:ask|chat)/?$")  # the API's question endpoints
 # Gradio's routes that read a file or a URL named in the path (``file=``, the older ``file/``) or
 # proxy another Gradio app (``proxy=``): ``/gradio_api/file=…``, also without the prefix.
 _FILE_ROUTE = re.compile(r"/(?:gradio_api/)?(file=|file/|proxy=)(.*)$", re.DOTALL)
@@ -64,7 +65,8 @@ def parse_proxies(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
 
 class RequestGuard:
     def __init__(self, app, *, uploads_enabled: bool, upload_limit: RateLimit, max_body_bytes: int,
-                 max_upload_bytes: int, served_files: Path, trusted_proxies: str = "", db_wait_s: float = 5.0) -> None:
+                 max_upload_bytes: int, served_files: Path, trusted_proxies: str = "", db_wait_s: float = 5.0,
+                 question_budget=None) -> None:
         self.app = app
         self.uploads_enabled = uploads_enabled
         self.upload_limit = upload_limit
@@ -73,6 +75,7 @@ class RequestGuard:
         self.served_files = served_files.resolve()
         self.trusted_proxies = parse_proxies(trusted_proxies)
         self.db_wait_s = db_wait_s  # longest a request waits for the database (RAG_DB_READER_WAIT_S)
+        self.question_budget = question_budget  # rag.web.limits.QuestionBudget: spent by the app, looked at here
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -95,6 +98,16 @@ class RequestGuard:
                 log.warning("the upload limit could not be checked: %s", type(exc).__name__)
                 return await refuse(send, 503, "the database is not answering right now; please try again in a moment")
             return await self.capped(scope, receive, send, self.max_upload_bytes)
+        if self.question_budget is not None and _QUESTION_API.search(scope["path"]):
+            # An API client over its question budget is told so with 429 before anything is queued
+            # (the app spends the budget; the chat in a browser says it in the conversation).
+            try:
+                wait = await asyncio.wait_for(asyncio.to_thread(self.question_budget.wait_s, client_of(scope),
+                                                                take=False), self.db_wait_s)
+            except (TimeoutError, SQLAlchemyError):
+                wait = 0.0  # the app's own check answers then
+            if wait > 0:
+                return await refuse(send, 429, too_many_questions(wait), retry_after=wait)
         return await self.inspected(scope, receive, send)
 
     def find_client(self, scope) -> None:
@@ -214,8 +227,10 @@ def client_of(scope) -> str:
     return client_key(client[0]) if client else "unknown"
 
 
-async def refuse(send, status: int, message: str) -> None:
+async def refuse(send, status: int, message: str, retry_after: float | None = None) -> None:
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,6 @@
-"""Per-client limits for the web app: backoff after wrong passwords, rate limits on writes.
+"""Per-client limits for the web app: backoff after wrong passwords, rate limits on writes, a
+question budget (a token bucket: ``RAG_QUESTIONS_PER_MINUTE``), and fair turns at the model
+(``FairGate``: one client's burst waits behind every other client's next question).
 
 Clients are identified by ``client_key`` of their address: the connecting address, or behind a
 proxy the operator trusts (``RAG_TRUSTED_PROXIES``) the address it forwards (``rag.web.guard``).
@@ -62,6 +64,7 @@ class MemoryCounts:
     def __init__(self) -> None:
         self._failures: _Bounded = _Bounded()  # client -> [count, time of the last failure]
         self._times: _Bounded = _Bounded()  # (what, client) -> times of recent actions
+        self._buckets: _Bounded = _Bounded()  # (what, client) -> (tokens, when counted)
         self._lock = threading.Lock()
 
     def failures(self, client: str) -> tuple[int, float]:
@@ -92,6 +95,19 @@ class MemoryCounts:
             times.append(now)
             return 0.0
 
+    def bucket(self, what: str, client: str, now: float, rate_per_s: float, capacity: float, take: bool) -> float:
+        """A token bucket per client: ``capacity`` tokens, refilled at ``rate_per_s``. With ``take``,
+        spend one if there is one. Returns 0.0 when a token is (was) there, else the seconds until one is."""
+        with self._lock:
+            tokens, updated = self._buckets.get((what, client), (capacity, now))
+            tokens = min(capacity, tokens + (now - updated) * rate_per_s)
+            if tokens < 1.0:
+                return (1.0 - tokens) / rate_per_s
+            if take:
+                self._buckets.touch((what, client), lambda: None)
+                self._buckets[(what, client)] = (tokens - 1.0, now)
+            return 0.0
+
 
 _tables = MetaData()
 _FAILURES = Table("login_failures", _tables, Column("client", String(64), primary_key=True),
@@ -99,9 +115,17 @@ _FAILURES = Table("login_failures", _tables, Column("client", String(64), primar
 _ACTIONS = Table("limited_actions", _tables, Column("id", Integer, primary_key=True),
                  Column("what", String(32), nullable=False), Column("client", String(64), nullable=False),
                  Column("at", Float, nullable=False))
+_BUCKETS = Table("token_buckets", _tables, Column("what", String(32), primary_key=True),
+                 Column("client", String(64), primary_key=True), Column("tokens", Float, nullable=False),
+                 Column("updated", Float, nullable=False))
 MIGRATIONS = [CreateTable(_FAILURES), CreateTable(_ACTIONS),
-              CreateIndex(Index("limited_actions_client", _ACTIONS.c.what, _ACTIONS.c.client, _ACTIONS.c.at))]
+              CreateIndex(Index("limited_actions_client", _ACTIONS.c.what, _ACTIONS.c.client, _ACTIONS.c.at)),
+              # Pruning by age without scanning the table (clients that rotate addresses leave many rows).
+              CreateIndex(Index("limited_actions_at", _ACTIONS.c.what, _ACTIONS.c.at)),
+              CreateIndex(Index("login_failures_last", _FAILURES.c.last_failure)),
+              CreateTable(_BUCKETS), CreateIndex(Index("token_buckets_updated", _BUCKETS.c.updated))]
 FORGET_AFTER_S = 86_400.0  # a client's failures are forgotten a day after its last one
+MAX_ROWS = 100_000  # rows kept per table at most, whatever the addresses: the oldest go first
 
 
 class SharedCounts:
@@ -129,6 +153,7 @@ class SharedCounts:
         with self.engine.begin() as db:
             self._serialise(db, "login", client)
             db.execute(text("DELETE FROM login_failures WHERE last_failure < :old"), {"old": now - FORGET_AFTER_S})
+            _cap(db, "login_failures", "last_failure")
             count = db.execute(text("SELECT failures FROM login_failures WHERE client = :c"), {"c": client}).scalar()
             if count is None:
                 db.execute(text("INSERT INTO login_failures VALUES (:c, 1, :now)"), {"c": client, "now": now})
@@ -146,6 +171,7 @@ class SharedCounts:
             self._serialise(db, what, client)
             db.execute(text("DELETE FROM limited_actions WHERE what = :w AND at <= :old"),
                        {"w": what, "old": now - window_s})
+            _cap(db, "limited_actions", "at")
             count, oldest = db.execute(text("SELECT count(*), min(at) FROM limited_actions WHERE what = :w AND client = :c"),
                                        {"w": what, "c": client}).one()
             if count >= limit:
@@ -153,6 +179,35 @@ class SharedCounts:
             db.execute(text("INSERT INTO limited_actions (what, client, at) VALUES (:w, :c, :now)"),
                        {"w": what, "c": client, "now": now})
             return 0.0
+
+    def bucket(self, what: str, client: str, now: float, rate_per_s: float, capacity: float, take: bool) -> float:
+        with self.engine.begin() as db:
+            self._serialise(db, what, client)
+            row = db.execute(text("SELECT tokens, updated FROM token_buckets WHERE what = :w AND client = :c"),
+                             {"w": what, "c": client}).first()
+            tokens = capacity if row is None else min(capacity, float(row[0]) + (now - float(row[1])) * rate_per_s)
+            if tokens < 1.0:
+                return (1.0 - tokens) / rate_per_s
+            if take:
+                # A bucket full again is the same as none: such rows go (the table stays small).
+                db.execute(text("DELETE FROM token_buckets WHERE what = :w AND updated < :full"),
+                           {"w": what, "full": now - capacity / rate_per_s})
+                _cap(db, "token_buckets", "updated")
+                params = {"w": what, "c": client, "t": tokens - 1.0, "now": now}
+                if row is None:
+                    db.execute(text("INSERT INTO token_buckets VALUES (:w, :c, :t, :now)"), params)
+                else:
+                    db.execute(text("UPDATE token_buckets SET tokens = :t, updated = :now WHERE what = :w AND client = :c"),
+                               params)
+            return 0.0
+
+
+def _cap(db, table: str, column: str) -> None:
+    """At most MAX_ROWS rows in ``table``: past that, the oldest (by ``column``, indexed) go."""
+    cutoff = db.execute(text(f"SELECT {column} FROM {table} ORDER BY {column} DESC LIMIT 1 OFFSET :n"),
+                        {"n": MAX_ROWS}).scalar()
+    if cutoff is not None:
+        db.execute(text(f"DELETE FROM {table} WHERE {column} <= :cutoff"), {"cutoff": cutoff})
 
 
 Counts = MemoryCounts | SharedCounts
@@ -202,3 +257,89 @@ class RateLimit:
         wait = self.counts.take(self.what, client, self.clock(), self.window_s, self.limit)
         if wait > 0:
             raise LimitExceeded(f"too many {self.what}; try again in {wait:.0f} s")
+
+
+class QuestionBudget:
+    """Questions per client: a token bucket of ``per_minute`` tokens (a burst of that many, then one
+    every 60/``per_minute`` s). ``per_minute`` 0: no limit."""
+
+    def __init__(self, per_minute: int, counts: Counts | None = None, clock: Callable[[], float] | None = None) -> None:
+        self.per_minute = per_minute
+        self.counts = counts or MemoryCounts()
+        self.clock = clock or self.counts.clock
+
+    def wait_s(self, client: str, *, take: bool) -> float:
+        """0.0 when the client may ask now (and, with ``take``, the question is counted); else seconds to wait."""
+        if self.per_minute <= 0:
+            return 0.0
+        return self.counts.bucket("questions", client, self.clock(), self.per_minute / 60.0, float(self.per_minute), take)
+
+    def take(self, client: str) -> None:
+        if (wait := self.wait_s(client, take=True)) > 0:
+            raise LimitExceeded(too_many_questions(wait))
+
+
+def too_many_questions(wait_s: float) -> str:
+    return f"Too many questions from your address; try again in {max(1, round(wait_s))} s."
+
+
+class FairGate:
+    """Turns at the model for ``slots`` questions at a time, handed out round-robin between clients:
+    a client's second question waits until every other waiting client has had its next turn, so a
+    burst from one client cannot starve another's first question (Gradio's own queue is first come,
+    first served). Threads wait here, cheaply; the model serves only ``slots`` at once."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(1, slots)
+        self._busy = 0
+        self._waiting: OrderedDict[str, deque] = OrderedDict()  # client -> its waiting turns, in order
+        self._lock = threading.Condition()
+
+    def turn(self, client: str):
+        gate = self
+
+        class _Turn:
+            def __enter__(self):
+                gate._acquire(client)
+
+            def __exit__(self, *exc):
+                gate._release()
+
+        return _Turn()
+
+    def _acquire(self, client: str) -> None:
+        ticket = object()
+        with self._lock:
+            self._waiting.setdefault(client, deque()).append(ticket)
+            try:
+                self._lock.wait_for(lambda: self._busy < self.slots and self._next() is ticket)
+            except BaseException:
+                self._withdraw(client, ticket)
+                raise
+            self._withdraw(client, ticket)
+            if self._waiting.get(client):
+                self._waiting.move_to_end(client)  # its next question waits for the others' turns
+            else:
+                self._waiting.pop(client, None)
+            self._busy += 1
+
+    def _next(self):
+        for tickets in self._waiting.values():  # the client that has waited longest for a turn first
+            if tickets:
+                return tickets[0]
+        return None
+
+    def _withdraw(self, client: str, ticket) -> None:
+        tickets = self._waiting.get(client)
+        if tickets and ticket in tickets:
+            tickets.remove(ticket)
+        self._lock.notify_all()
+
+    def _release(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._lock.notify_all()
+
+    def waiting(self) -> int:
+        with self._lock:
+            return sum(len(t) for t in self._waiting.values())

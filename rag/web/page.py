@@ -23,6 +23,10 @@ from rag.web.protected import client_of
 log = logging.getLogger(__name__)
 
 
+# Questions let past Gradio's queue at once: they wait their turn at the model in the app's fair gate
+# (``ChatService.model_turns``: RAG_CONCURRENCY_LIMIT at a time, round-robin between clients).
+QUESTIONS_IN_FLIGHT = 16
+
 TAGLINE = "Ask the article collection. Every claim links to the passage that supports it — or you are told the articles don't say."
 
 CSS = """
@@ -131,7 +135,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                 sources = gr.HTML(sources_html([]), elem_id="sources")
 
         def respond(message: str, history: list, state: Session, docs, start, end, request: gr.Request):
-            yield from service.respond(message, history, state, docs, start, end, base_url=base_url_of(request))
+            yield from service.respond(message, history, state, docs, start, end, base_url=base_url_of(request),
+                                       client=client_of(request))
 
         def export(state: Session):
             """After each answer: the conversation as a Markdown file for the download button, and
@@ -154,7 +159,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                                  api_visibility="private").then(
             respond, [sent, chatbot, session, doc_filter, date_from, date_to],
             [chatbot, sources, session, status], api_visibility="private",
-            concurrency_limit=service.settings.concurrency_limit,
+            concurrency_limit=QUESTIONS_IN_FLIGHT,
         )
         submit.then(export, session, [download, chip], api_visibility="private")
         question.stop(None, None, None, cancels=[submit])
@@ -163,11 +168,11 @@ def build_app(service: ChatService) -> gr.Blocks:
             """The chip's ✕: the last question again, without the period it named."""
             last_question = state.history[-1][0] if state.history else ""
             yield from service.respond(last_question, history, state, docs, start, end,
-                                       base_url=base_url_of(request), infer_dates=False)
+                                       base_url=base_url_of(request), infer_dates=False, client=client_of(request))
 
         chip.click(lambda: gr.Button(visible=False), None, chip, queue=False, api_visibility="private").then(
             ask_all_dates, [chatbot, session, doc_filter, date_from, date_to], [chatbot, sources, session, status],
-            api_visibility="private", concurrency_limit=service.settings.concurrency_limit,
+            api_visibility="private", concurrency_limit=QUESTIONS_IN_FLIGHT,
         ).then(export, session, [download, chip], api_visibility="private")
 
         # A shared link (``/?q=…&docs=…&from=…&to=…``, see rag.web.present.share_query) asks at once.
@@ -185,7 +190,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                 yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 return
             yield from service.respond(message, history, state, docs, start, end, base_url=base_url_of(request),
-                                       infer_dates=False if all_dates else None)
+                                       infer_dates=False if all_dates else None, client=client_of(request))
 
         linked = gr.State("")  # not ``sent``: a question typed meanwhile must not be asked twice
         linked_all_dates = gr.State(False)  # the link was shared after the period chip was removed
@@ -193,14 +198,14 @@ def build_app(service: ChatService) -> gr.Blocks:
                   api_visibility="private").then(
             respond_to_link, [linked, linked_all_dates, chatbot, session, doc_filter, date_from, date_to],
             [chatbot, sources, session, status], api_visibility="private",
-            concurrency_limit=service.settings.concurrency_limit,
+            concurrency_limit=QUESTIONS_IN_FLIGHT,
         ).then(export, session, [download, chip], api_visibility="private")
         # The streaming ``/chat`` API takes the question itself (a State is not an API input);
         # the hidden button only carries the endpoint, as gr.ChatInterface does.
         chat_api = gr.Button(visible=False)
         chat_api.click(respond, [question, chatbot, session, doc_filter, date_from, date_to],
                        [chatbot, sources, session, status], api_name="chat",
-                       concurrency_limit=service.settings.concurrency_limit)
+                       concurrency_limit=QUESTIONS_IN_FLIGHT)
 
         def example_selected(example: gr.SelectData, history, state, docs, start, end, request: gr.Request):
             yield from respond(example.value["text"], history, state, docs, start, end, request)
@@ -240,11 +245,11 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         send_comment.click(save_comment, [comment, session], [comment, status], api_visibility="private")
 
-        def ask(question: str) -> dict:
+        def ask(question: str, request: gr.Request) -> dict:
             """Answer one question; returns the same JSON object as `python -m rag ask --json`."""
-            return service.ask_json(question)
+            return service.ask_json(question, client=client_of(request))
 
-        gr.api(ask, api_name="ask", concurrency_limit=service.settings.concurrency_limit)
+        gr.api(ask, api_name="ask", concurrency_limit=QUESTIONS_IN_FLIGHT)
         if service.admin.enabled:
             build_admin_tab(service.admin, service.logins)
         if service.staff.enabled:

@@ -70,7 +70,7 @@ def build_server(service: ChatService, demo: gr.Blocks):
     return RequestGuard(server, uploads_enabled=service.admin.enabled, upload_limit=service.upload_limit,
                         max_body_bytes=MAX_BODY_BYTES, max_upload_bytes=10 * settings.max_upload_mb * 1024 * 1024,
                         served_files=uploads, trusted_proxies=settings.trusted_proxies,
-                        db_wait_s=settings.db_reader_wait_s)
+                        db_wait_s=settings.db_reader_wait_s, question_budget=service.question_budget)
 
 
 def never_served(data_dir: Path, uploads: Path) -> list[str]:
