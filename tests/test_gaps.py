@@ -155,3 +155,51 @@ def test_the_running_app_keeps_refusals_from_ask_and_staff_see_them_grouped(tmp_
                                timeout=60_000)
         page.close()
         assert gaps_cli(env) == []
+
+
+def test_one_client_cannot_flood_the_log_and_repeats_are_dropped(tmp_path):
+    """Issue 31 item 4: 30 refused questions from one client keep at most its share; an exact
+    repeat is kept once; another client's question still gets in."""
+    from rag.web.limits import RateLimit
+
+    log = UnansweredLog(sqlite_at(tmp_path / "app.sqlite"), days=90, limit=RateLimit(20, 3600, "unanswered"))
+    kept = [log.record(refused(f"Flood question number {n} about ferries?"), "10.6.6.6") for n in range(30)]
+    assert sum(kept) == 20 and not any(kept[20:])
+    assert log.record(refused("What did the port say about tolls?"), "10.1.1.1")
+    assert not log.record(refused("What did the port say about tolls?"), "10.2.2.2")  # the same question again
+    assert len(log.rows()) == 21
+
+
+class CountingEmbedder:
+    def __init__(self, model) -> None:
+        self.model, self.embedded = model, 0
+
+    def embed_documents(self, texts):
+        self.embedded += len(texts)
+        return self.model.embed_documents(texts)
+
+    def embed_query(self, text):
+        self.embedded += 1
+        return self.model.embed_query(text)
+
+
+def test_questions_are_embedded_once_when_logged_and_dismiss_removes_what_staff_saw(indexed, tmp_path):
+    from rag.web.feedback import FeedbackStore
+    from rag.web.staff import Staff
+
+    counting = CountingEmbedder(indexed.embedding_model)
+    engine = sqlite_at(tmp_path / "app.sqlite")
+    log = UnansweredLog(engine, days=90, embed=counting.embed_query)
+    for question in MONGOLIA:
+        log.record(refused(question))
+    assert counting.embedded == 3 and all(r["embedding"] for r in log.rows())
+    indexed.settings.staff_password = __import__("pydantic").SecretStr("staff password 1")
+    indexed.embedding_model = counting  # what grouping would embed with
+    staff = Staff(indexed, FeedbackStore(engine), [], log)
+    rows, _chart = staff.gaps_view("staff password 1")
+    assert [row[1] for row in rows] == [3] and counting.embedded == 3  # grouping embedded nothing again
+    log.record(refused("What is the population of Ulaanbaatar in 2031?"))  # arrives after staff looked
+    staff.dismiss_gap("staff password 1", rows[0][0])
+    assert counting.embedded == 4  # dismissing regrouped nothing
+    left = [r["question"] for r in log.rows()]
+    assert left == ["What is the population of Ulaanbaatar in 2031?"]  # only what staff saw went

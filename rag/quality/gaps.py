@@ -43,7 +43,11 @@ def group_questions(rows: list[dict], embeddings: Embeddings, threshold: float =
         return []
     import numpy as np
 
-    vectors = np.array(embeddings.embed_documents([r["question"] for r in rows]), dtype=float)
+    # Vectors stored when each question was logged; only older rows (logged before) are embedded now.
+    missing = [i for i, r in enumerate(rows) if not r.get("embedding")]
+    fresh = dict(zip(missing, embeddings.embed_documents([rows[i]["question"] for i in missing]), strict=True)) \
+        if missing else {}
+    vectors = np.array([fresh[i] if i in fresh else json.loads(r["embedding"]) for i, r in enumerate(rows)], dtype=float)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
     if len(rows) == 1:
         labels = np.zeros(1, dtype=int)

@@ -85,9 +85,12 @@ class ChatService:
         self.settings = components.settings
         self.feedback = feedback
         # Refused questions, for staff (rag.quality.gaps); in the feedback database.
-        self.unanswered = unanswered or UnansweredLog(feedback.engine, self.settings.question_log_days)
         # Per client; counted in the shared database when there is one (every app process counts the same tries).
         counts = SharedCounts(feedback.engine) if self.settings.shared_state else MemoryCounts()
+        # Refused questions for staff: each client adds at most 20 an hour, so a flood cannot push out the rest.
+        self.unanswered = unanswered or UnansweredLog(
+            feedback.engine, self.settings.question_log_days, embed=components.embedding_model.embed_query,
+            limit=RateLimit(20, 3600, "unanswered", counts=counts))
         self.logins = LoginThrottle(counts=counts)  # wrong admin/staff passwords
         self.feedback_limit = RateLimit(30, 600, "ratings", counts=counts)
         self.upload_limit = RateLimit(20, 600, "uploads", counts=counts)  # before the admin password is known
@@ -159,13 +162,14 @@ class ChatService:
             with self.model_turns.turn(client):  # the follow-up rewrite asks the model too
                 standalone = question if whole_article else rewrite_question(question, state.history,
                                                                              self.pipeline.generator.chat_model)
-                yield from self._stream_turn(question, standalone, filters, infer_dates, history, state, turn, base_url)
+                yield from self._stream_turn(question, standalone, filters, infer_dates, history, state, turn, base_url,
+                                             client)
         except Exception as exc:
             history[-1] = {"role": "assistant", "content": f"<div class='refusal'>{as_text(user_message(exc))}</div>"}
             yield history, sources_html(state.source_turns), state, ""
 
     def _stream_turn(self, question: str, standalone: str, filters: Filters, infer_dates, history: list,
-                     state: Session, turn: int, base_url: str):
+                     state: Session, turn: int, base_url: str, client: str):
         """The pipeline's events for one question, as the chat shows them (see ``respond``)."""
         text, articles, shown = "", {}, False  # articles: doc_id -> article text, fetched once per turn
         for event in self.pipeline.stream(standalone, filters, infer_dates, about=state.last_doc_ids):
@@ -208,7 +212,7 @@ class ChatService:
                 state.last_timeframe = answer.timeframe
                 if answer.citations:  # what "it" and "that one" mean in the next question
                     state.last_doc_ids = tuple(dict.fromkeys(c.doc_id for c in answer.citations))
-                self.unanswered.record(answer)
+                self.unanswered.record(answer, client)
                 history = state.trim(history)
                 yield history, sources_html(state.source_turns), state, timing_note(answer)
 
@@ -232,7 +236,7 @@ class ChatService:
             filters = make_filters(doc_ids, date_from, date_to)
             with self.model_turns.turn(client):
                 answer = self.pipeline.ask(question, filters)
-            self.unanswered.record(answer)
+            self.unanswered.record(answer, client)
             return answer.to_json()
         except Exception as exc:
             return {"question": question, "error": user_message(exc)}

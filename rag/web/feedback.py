@@ -23,6 +23,7 @@ from sqlalchemy.schema import CreateTable
 
 from rag.db import migrate, now
 from rag.schema import Answer
+from rag.web.limits import LimitExceeded, RateLimit
 
 _tables = MetaData()
 # The tables as first created; later columns come in later migrations (one definition, both engines).
@@ -59,6 +60,8 @@ MIGRATIONS = [
     "CREATE UNIQUE INDEX feedback_answer ON feedback (answer_id)",
     CreateTable(_UNANSWERED),
     "CREATE INDEX unanswered_asked_at ON unanswered (asked_at)",
+    # The question's embedding (JSON), stored when it is logged: grouping never re-embeds the log.
+    "ALTER TABLE unanswered ADD COLUMN embedding TEXT",
 ]
 
 
@@ -138,22 +141,39 @@ class UnansweredLog:
     """The questions readers asked through the web chat and ``/ask`` that were refused: kept for
     ``days`` days (0: none kept), at most ``MAX_ROWS``, pruned as new ones arrive."""
 
-    def __init__(self, engine: Engine, days: int, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, engine: Engine, days: int, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 embed: Callable[[str], list[float]] | None = None, limit: RateLimit | None = None) -> None:
+        """``embed``: the index's embedder, to store each question's vector as it is logged;
+        ``limit``: questions one client may add to the log (a flood would push out everyone else's)."""
         self.engine, self.days, self.clock = engine, days, clock
+        self.embed, self.limit = embed, limit
         migrate(engine, "feedback", MIGRATIONS)
 
-    def record(self, answer: Answer) -> None:
-        """Keep ``answer``'s question if it was refused (and the log is on)."""
+    def record(self, answer: Answer, client: str = "unknown") -> bool:
+        """Keep ``answer``'s question if it was refused (and the log is on), unless the same question
+        is already kept or this client has added its share lately. Returns whether it was kept."""
         if not answer.refused or self.days <= 0:
-            return
+            return False
+        question = redact_personal(answer.question)[:MAX_QUESTION]
+        with self.engine.connect() as db:
+            if db.execute(text("SELECT 1 FROM unanswered WHERE question = :q AND dismissed = 0"),
+                          {"q": question}).first():
+                return False  # an exact repeat adds nothing for staff
+        if self.limit is not None:
+            try:
+                self.limit.take(client)
+            except LimitExceeded:
+                return False
+        vector = json.dumps([round(x, 6) for x in self.embed(question)]) if self.embed else None
         closest = answer.contexts[0] if answer.contexts else None
         with self.engine.begin() as db:
-            db.execute(text("INSERT INTO unanswered (asked_at, question, kind, closest_doc, closest_title) "
-                            "VALUES (:at, :q, :kind, :doc, :title)"),
-                       {"at": self._stamp(self.clock()), "q": redact_personal(answer.question)[:MAX_QUESTION],
+            db.execute(text("INSERT INTO unanswered (asked_at, question, kind, closest_doc, closest_title, embedding) "
+                            "VALUES (:at, :q, :kind, :doc, :title, :vector)"),
+                       {"at": self._stamp(self.clock()), "q": question,
                         "kind": answer.refusal_kind or "model_declined", "doc": closest.doc_id if closest else "",
-                        "title": closest.title[:300] if closest else ""})
+                        "title": closest.title[:300] if closest else "", "vector": vector})
             self._prune(db)
+        return True
 
     def prune(self) -> None:
         with self.engine.begin() as db:

@@ -3,6 +3,7 @@ review readers' feedback. Behind ``RAG_STAFF_PASSWORD``; every call checks it (U
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from rag.db import engine_for
@@ -32,6 +33,8 @@ class Staff:
         self.runs = RunStore(engine_for(self.settings.state_db_url("eval"), self.settings.db_timeouts))
         self.question_set_dirs = question_set_dirs
         self.downloads = downloads or Downloads()
+        self._shown: dict[int, list[int]] = {}  # representative question id -> the ids of its group, as shown
+        self._shown_lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -135,7 +138,13 @@ class Staff:
 
         if self.unanswered is None:
             return []
-        return group_questions(self.unanswered.rows(days), self.components.embedding_model)
+        groups = group_questions(self.unanswered.rows(days), self.components.embedding_model)
+        # What staff were shown: Dismiss removes exactly these questions, without grouping again.
+        with self._shown_lock:
+            self._shown.update({g.representative_id: [q["id"] for q in g.questions] for g in groups})
+            while len(self._shown) > 10_000:
+                self._shown.pop(next(iter(self._shown)))
+        return groups
 
     def gaps_view(self, password: str) -> tuple[list[list], str]:
         """The groups as table rows (the first column is the id to dismiss a group by) and the weekly
@@ -163,8 +172,11 @@ class Staff:
         return self.downloads.write("unanswered", ".jsonl", as_question_set(self.gaps(password)))
 
     def dismiss_gap(self, password: str, group_id: int) -> None:
-        """Dismiss the group that holds question ``group_id`` (the table's first column)."""
-        found = next((g for g in self.gaps(password) if any(q["id"] == int(group_id) for q in g.questions)), None)
-        if found is None:
-            raise LookupError(f"no group holds question {group_id} (show the unanswered questions again)")
-        self.unanswered.dismiss([q["id"] for q in found.questions])
+        """Dismiss the group staff were shown under question ``group_id`` (the table's first column):
+        the questions it held then, not a new grouping (which would embed the whole log again)."""
+        self.check(password)
+        with self._shown_lock:
+            ids = self._shown.pop(int(group_id), None)
+        if ids is None:
+            raise LookupError(f"no group shown under question {group_id} (show the unanswered questions again)")
+        self.unanswered.dismiss(ids)
