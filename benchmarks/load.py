@@ -64,7 +64,8 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="rag-load-"))
     port = free_port()
     env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_LLM": args.llm, "RAG_PORT": str(port),
-           "RAG_HOST": "127.0.0.1", "RAG_MODELS_DIR": str(REPO / "data" / "models")}
+           "RAG_HOST": "127.0.0.1", "RAG_MODELS_DIR": str(REPO / "data" / "models"),
+           "RAG_QUESTIONS_PER_MINUTE": "0"}  # every simulated reader is 127.0.0.1: no per-client budget
     subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True, capture_output=True)
     app = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)

@@ -354,6 +354,34 @@ def test_an_indexer_that_loses_its_lock_to_a_database_restart_stops_between_batc
     assert len(checks) == 3 and parts.store()._collection.count() == 8
 
 
+def test_an_indexer_whose_lock_was_taken_over_writes_nothing_more_even_before_it_asks(postgres, tmp_path,
+                                                                                       embedding_model):
+    """Issue 31 item 7: A holds the lock; A's lock session is killed and B takes the lock; A's next
+    write — mid-batch, before A has asked again — is refused by the fencing token, in the write's
+    own transaction, and nothing of it reaches the word index or Chroma."""
+    from rag.components import Components
+    from rag.ingest.index import IndexLockLostError, indexer_lock, lexical_index_of, open_record_manager
+    from rag.ingest.store import writer_for
+    from rag.quality.synthetic import StandInEmbeddings
+
+    url = postgres.new_database("fence")
+    one = Settings(data_dir=tmp_path / "one", RAG_RECORD_DB_URL=url, _env_file=None)
+    parts = Components(one, embedding_model=embedding_model)
+    store = parts.store(create=True)
+    lexical = lexical_index_of(open_record_manager(one))
+    with indexer_lock(one, wait=False) as lock_a:
+        writer_a = writer_for(store, lexical, StandInEmbeddings(), fence=lock_a.fence)
+        writer_a.add_texts(["first batch of A"], [{"doc_id": "a", "date_num": 0}], ids=["a-1"])
+        with engine_for(url).connect() as db:
+            db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND pid <> pg_backend_pid()"))
+        other = Settings(data_dir=tmp_path / "two", RAG_RECORD_DB_URL=url, _env_file=None)
+        with indexer_lock(other, wait=False):  # B holds the lock now
+            with pytest.raises(IndexLockLostError):
+                writer_a.add_texts(["second batch of A"], [{"doc_id": "a", "date_num": 0}], ids=["a-2"])
+    assert lexical.size() == 1 and store._collection.count() == 1 and store.get(ids=["a-2"])["ids"] == []
+
+
 def test_a_server_database_holds_all_state_and_the_default_stays_sqlite(tmp_path):
     shared = Settings(data_dir=tmp_path, RAG_RECORD_DB_URL="postgresql://rag:pw@db.internal:5432/rag", _env_file=None)
     assert shared.shared_state and {shared.state_db_url(n) for n in ("records", "app", "eval")} == {shared.record_db_url}

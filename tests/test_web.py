@@ -39,7 +39,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def start_app(env: dict):
-    """Index the shipped corpus into env's data dir, run app.py, yield its URL, stop it."""
+    """Index the shipped corpus into env's data dir, run app.py, yield its URL, stop it. Every test
+    client is 127.0.0.1: the per-client question budget is off unless the test sets one."""
+    env = {"RAG_QUESTIONS_PER_MINUTE": "0", **env}
     data_dir = Path(env["RAG_DATA_DIR"])
     subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True,
                    capture_output=True, timeout=300)

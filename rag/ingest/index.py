@@ -32,6 +32,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.indexing import index as langchain_index
 from sqlalchemy import Column, MetaData, String, Table, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateTable
 
 from rag.db import StateDatabaseError, engine_for, lock_key, migrate, server_name
@@ -166,6 +167,9 @@ RECORD_MIGRATIONS = [
     lambda db: RecordTables.metadata.create_all(db),  # LangChain's record manager's own tables
     CreateTable(_FINGERPRINTS, if_not_exists=True),
     *feeds.MIGRATIONS,
+    # The indexer lock's fencing token (PostgreSQL): each holder takes the next number, and every
+    # write checks it still has the latest (``IndexerLock.fence``).
+    "CREATE TABLE IF NOT EXISTS indexer_fences (lock_name VARCHAR(200) PRIMARY KEY, token BIGINT NOT NULL)",
 ]
 
 
@@ -209,7 +213,7 @@ BUSY = "another indexer is running on this index; wait for it, or pass --wait to
 
 
 @contextmanager
-def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], None]]:
+def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[IndexerLock]:
     """Hold the one-indexer-per-index lock for the ``with`` block, or raise ``IndexBusyError``
     (unless ``wait``: then queue behind the indexer that holds it). Yields a check that raises
     ``IndexLockLostError`` if the lock is no longer held (``index_articles`` calls it between batches).
@@ -229,16 +233,31 @@ def indexer_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], Non
     except Timeout as exc:
         raise IndexBusyError(BUSY) from exc
     try:
-        yield lambda: None
+        yield IndexerLock(lambda: None)
     finally:
         lock.release()
 
 
+class IndexerLock:
+    """The held indexer lock, as ``index_articles`` uses it: calling it raises ``IndexLockLostError``
+    if the lock is gone (asked between batches), and ``fence(connection)`` does the same inside a
+    write's own transaction — by the fencing token, so a holder whose lock was taken over is
+    stopped before its next write even if it has not asked yet."""
+
+    def __init__(self, check: Callable[[], None], fence: Callable[[Connection], None] | None = None) -> None:
+        self._check, self.fence = check, fence
+
+    def __call__(self) -> None:
+        self._check()
+
+
 @contextmanager
-def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], None]]:
+def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[IndexerLock]:
     engine = engine_for(settings.record_db_url, settings.db_timeouts)
-    key = lock_key(f"rag-indexer:{collection_key(f'chroma/{settings.collection}')}")  # the tables' own name
+    name = f"rag-indexer:{collection_key(f'chroma/{settings.collection}')}"  # the tables' own name
+    key = lock_key(name)
     try:
+        migrate(engine, "records", RECORD_MIGRATIONS)  # the fencing token's table
         db = engine.connect()
     except Exception as exc:
         raise StateDatabaseError(f"the record database at {server_name(engine)} is not answering "
@@ -252,6 +271,10 @@ def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], N
             db.execute(text("RESET lock_timeout"))
         elif not db.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
             raise IndexBusyError(BUSY)
+        # The lock's connection sits idle between checks: a server's idle_session_timeout must not end it.
+        db.execute(text("SET idle_session_timeout = 0"))
+        token = db.execute(text("INSERT INTO indexer_fences VALUES (:n, 1) ON CONFLICT (lock_name) DO UPDATE "
+                                "SET token = indexer_fences.token + 1 RETURNING token"), {"n": name}).scalar_one()
         db.commit()  # the lock belongs to the session: no transaction stays open while indexing
 
         def check() -> None:
@@ -267,8 +290,16 @@ def _advisory_lock(settings: Settings, *, wait: bool) -> Iterator[Callable[[], N
             if not held:
                 raise IndexLockLostError(LOCK_LOST)
 
+        def fence(write: Connection) -> None:
+            """In a write's transaction: still the latest holder? (FOR SHARE: a new holder's token
+            waits for this write to commit, and every later write of ours sees the new token.)"""
+            latest = write.execute(text("SELECT token FROM indexer_fences WHERE lock_name = :n FOR SHARE"),
+                                   {"n": name}).scalar()
+            if latest != token:
+                raise IndexLockLostError(LOCK_LOST)
+
         try:
-            yield check
+            yield IndexerLock(check, fence)
         finally:
             try:
                 db.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
@@ -352,13 +383,16 @@ def index_articles(
 
             stream: Iterable[Document] = progress(docs, len(docs)) if progress else docs
             stream = _checked_every(batch_size, stream, still_locked)
-            result = langchain_index(stream, record_manager, writer_for(the_store(), lexical, prefetcher),
+            writer = writer_for(the_store(), lexical, prefetcher, fence=getattr(still_locked, "fence", None))
+            result = langchain_index(stream, record_manager, writer,
                                      cleanup="incremental", source_id_key="doc_id", key_encoder=_chunk_key,
                                      batch_size=batch_size)
             summary.chunks_written = result["num_added"] + result["num_updated"]
             summary.chunks_deleted = result["num_deleted"]
+            still_locked()  # the steps after the last batch write too
             for doc_id in todo:  # rows a crashed run may have left beside what is recorded now
                 lexical.keep_only(doc_id, set(record_manager.list_keys(group_ids=[doc_id])))
+            still_locked()
             fingerprints.save({doc_id: fingerprint for doc_id, (fingerprint, _) in todo.items()})
     finally:
         if prefetcher:

@@ -111,13 +111,16 @@ class LexicalIndex:
     # PostgreSQL needs the mean: averaging on SQLite would read every chunk's row every 5 s.
     _STATISTICS = "SELECT count(*), 0 FROM {t}_chunks"
 
-    def add(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
-        """Insert chunks (a chunk already present is left as is: its id is a hash of its content)."""
+    def add(self, ids: list[str], texts: list[str], metadatas: list[dict], fence=None) -> None:
+        """Insert chunks (a chunk already present is left as is: its id is a hash of its content).
+        ``fence(connection)``, when given, runs first in the same transaction (the indexer lock's)."""
         rows = [{"chunk_id": i, "doc_id": str(m.get("doc_id", "")), "date_num": int(m.get("date_num") or 0), "body": b,
                  "words": len(_WORD.findall(b))}
                 for i, b, m in zip(ids, texts, metadatas, strict=True)]
         if rows:
             with self.engine.begin() as db:
+                if fence is not None:
+                    fence(db)
                 db.execute(text(self._INSERT.format(t=self.t)), rows)
 
     def delete(self, ids: list[str]) -> None:
@@ -329,9 +332,9 @@ class PostgresLexicalIndex(LexicalIndex):
             db.execute(text(f"CREATE OR REPLACE TRIGGER {t}_removed AFTER DELETE ON {t}_chunks REFERENCING OLD TABLE AS removed "
                             f"FOR EACH STATEMENT EXECUTE FUNCTION {t}_count_removed()"))
 
-    def add(self, ids: list[str], texts: list[str], metadatas: list[dict]) -> None:
+    def add(self, ids: list[str], texts: list[str], metadatas: list[dict], fence=None) -> None:
         # PostgreSQL text cannot hold NUL characters (SQLite can); the chunk's words are the same without them.
-        super().add(ids, [t.replace("\x00", " ") for t in texts], metadatas)
+        super().add(ids, [t.replace("\x00", " ") for t in texts], metadatas, fence)
 
     def delete(self, ids: list[str]) -> None:
         with self.engine.begin() as db:  # one statement: the frequency trigger runs once
@@ -387,7 +390,7 @@ class NoLexicalIndex:
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
-    def add(self, ids, texts, metadatas) -> None:
+    def add(self, ids, texts, metadatas, fence=None) -> None:
         pass
 
     def delete(self, ids) -> None:

@@ -153,16 +153,22 @@ class MirroredChroma(Chroma):
     row the next run re-adds idempotently or reconciles away) and deleted after it.
     """
 
-    def __init__(self, lexical, **kwargs) -> None:
+    def __init__(self, lexical, fence=None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lexical = lexical
+        self.fence = fence  # rag.ingest.index.IndexerLock.fence: checked inside the lexical write's transaction
 
     def add_texts(self, texts, metadatas=None, ids=None, **kwargs) -> list[str]:
         texts = list(texts)
         if ids is None:
             raise ValueError("the indexer always passes chunk ids")
-        self.lexical.add(list(ids), texts, list(metadatas or [{} for _ in texts]))
-        return super().add_texts(texts, metadatas, ids=ids, **kwargs)
+        metadatas = list(metadatas or [{} for _ in texts])
+        # Vectors first (the slow part), then the fenced lexical write, then Chroma's at once: an
+        # indexer whose lock was taken over stops before either write, not after a batch's embedding.
+        vectors = self.embeddings.embed_documents(texts)
+        self.lexical.add(list(ids), texts, metadatas, fence=self.fence)
+        self._collection.upsert(ids=list(ids), embeddings=vectors, metadatas=metadatas, documents=texts)
+        return list(ids)
 
     def delete(self, ids: list[str] | None = None, **kwargs) -> None:
         super().delete(ids, **kwargs)
@@ -170,10 +176,10 @@ class MirroredChroma(Chroma):
             self.lexical.delete(list(ids))
 
 
-def writer_for(store: Chroma, lexical, embeddings: Embeddings | None = None) -> MirroredChroma:
+def writer_for(store: Chroma, lexical, embeddings: Embeddings | None = None, fence=None) -> MirroredChroma:
     """The same collection, written together with ``lexical``; vectors computed through
-    ``embeddings`` (indexing's prefetcher) when given."""
-    return MirroredChroma(lexical, client=store._client, collection_name=store._collection.name,
+    ``embeddings`` (indexing's prefetcher) when given; every write fenced by ``fence`` when given."""
+    return MirroredChroma(lexical, fence, client=store._client, collection_name=store._collection.name,
                           embedding_function=embeddings or store.embeddings)
 
 
