@@ -171,6 +171,7 @@ def test_a_100_turn_session_stays_bounded(indexed, tmp_path):
     from rag.web.chat import MAX_TURNS, ChatService, Session
     from rag.web.feedback import FeedbackStore
 
+    indexed.settings.questions_per_minute = 0  # 100 questions at once from one reader: no budget here
     service = ChatService(indexed, FeedbackStore(sqlite_at(tmp_path / "app.sqlite")))
     history, state, panel = [], Session(), ""
     questions = ["How much were fishing boat tolls cut?", "When will the library open on Sundays?",
