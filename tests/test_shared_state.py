@@ -181,10 +181,9 @@ def test_any_valid_collection_name_opens_its_own_postgres_word_index_again_and_a
     # The indexer lock follows the same name: a-b and a_b index side by side, one name never twice.
     settings = {n: Settings(data_dir=tmp_path / n, RAG_RECORD_DB_URL=url, collection=n, _env_file=None)
                 for n in ("a-b", "a_b")}
-    with indexer_lock(settings["a-b"], wait=False), indexer_lock(settings["a_b"], wait=False):
-        with pytest.raises(Exception, match="another indexer"):
-            with indexer_lock(settings["a-b"], wait=False):
-                pass
+    with indexer_lock(settings["a-b"], wait=False), indexer_lock(settings["a_b"], wait=False), \
+            pytest.raises(Exception, match="another indexer"), indexer_lock(settings["a-b"], wait=False):
+        pass
     with pytest.raises(ValueError, match="collection"):
         Settings(collection="bad name!", _env_file=None)
 
@@ -376,9 +375,8 @@ def test_an_indexer_whose_lock_was_taken_over_writes_nothing_more_even_before_it
             db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
                             "AND pid <> pg_backend_pid()"))
         other = Settings(data_dir=tmp_path / "two", RAG_RECORD_DB_URL=url, _env_file=None)
-        with indexer_lock(other, wait=False):  # B holds the lock now
-            with pytest.raises(IndexLockLostError):
-                writer_a.add_texts(["second batch of A"], [{"doc_id": "a", "date_num": 0}], ids=["a-2"])
+        with indexer_lock(other, wait=False), pytest.raises(IndexLockLostError):  # B holds the lock now
+            writer_a.add_texts(["second batch of A"], [{"doc_id": "a", "date_num": 0}], ids=["a-2"])
     assert lexical.size() == 1 and store._collection.count() == 1 and store.get(ids=["a-2"])["ids"] == []
 
 
