@@ -4,6 +4,9 @@ grouped by article and limited to a period — over a real Chroma index of the t
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
@@ -188,3 +191,82 @@ def test_summarize_all_forgets_articles_no_longer_indexed(indexed, embedding_mod
     del fingerprints["library-hours"]
     run = summarize_all(indexed.store(), indexed.summaries, fingerprints, vectors=SentenceVectors(embedding_model))
     assert run.removed == 1 and indexed.summaries.get("library-hours") is None
+
+
+def test_a_long_article_is_summarised_section_by_section_and_combined(embedding_model):
+    from rag.answer.summary import MAX_POINTS, windows
+    from rag.schema import Passage
+
+    topics = ["harbour tolls for fishing boats", "library opening hours on Sundays", "solar panels on schools",
+              "ferry fares to the islands"]
+    passages = []
+    for t, topic in enumerate(topics):
+        for k in range(6):
+            text = " ".join(f"The council discussed {topic} in session {t}-{k}-{n} and agreed on the next steps."
+                            for n in range(8))
+            passages.append(Passage(chunk_id=f"c{t}-{k}", doc_id="long", title="Council Minutes", text=text,
+                                    start=len(passages) * 1000, end=len(passages) * 1000 + len(text)))
+    runs = windows(passages)
+    assert len(runs) > 1 and [i for run in runs for i in run] == list(range(len(passages)))
+    from langchain_core.messages import AIMessage
+    from langchain_core.runnables import RunnableLambda
+
+    calls = []
+
+    def echo_two(messages):  # a stand-in model: restates the first two numbered sentences it is shown
+        calls.append(1)
+        numbered = re.findall(r"^\[(\d+)\] (.+)$", messages[-1].content, re.MULTILINE)[:2]
+        return AIMessage("\n".join(f"- {sentence} [{n}]" for n, sentence in numbered))
+
+    points, _method, _tokens = summarize_passages(passages, title="Council Minutes", chat_model=RunnableLambda(echo_two),
+                                                  vectors=SentenceVectors(embedding_model), model_name="fake/model")
+    assert len(calls) == len(runs)  # one model call per section
+    assert 1 < len(points) <= MAX_POINTS
+    assert len({p.chunk_id[:2] for p in points}) > 1, [p.text for p in points]  # from more than one section
+
+
+def test_summarize_killed_with_kill_9_resumes_to_the_same_summaries_as_a_clean_run(tmp_path, corpus_dir):
+    """``python -m rag summarize`` with a slow model server, killed (SIGKILL) after its first article:
+    the next run writes only the rest, and the result equals a clean run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rag.db import engine_for
+    from rag.ingest.summaries import SummaryStore
+
+    from .conftest import REPO
+    from .servers import fake_llm_server
+
+    reply = "- The city council voted 7 to 2 to cut harbour tolls for fishing boats by 40 percent [1]"
+    with fake_llm_server(reply, delay_s=0.4) as llm:
+        def env_for(data: str) -> dict:
+            return {**os.environ, "RAG_DATA_DIR": str(tmp_path / data), "RAG_LLM": "openai",
+                    "RAG_LLM_BASE_URL": llm.url, "RAG_LLM_MODEL": "fake"}
+
+        def stored(data: str) -> dict:
+            store = SummaryStore(engine_for(f"sqlite:///{tmp_path / data / 'records.sqlite'}"), "chroma/articles")
+            return {d: [(p.text, p.chunk_id) for p in store.get(d).points] for d in store.fingerprints()}
+
+        for data in ("killed", "clean"):
+            subprocess.run([sys.executable, "-m", "rag", "index", str(corpus_dir)], cwd=REPO, env=env_for(data),
+                           check=True, capture_output=True, timeout=300)
+        process = subprocess.Popen([sys.executable, "-m", "rag", "summarize"], cwd=REPO, env=env_for("killed"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while not (tmp_path / "killed" / "records.sqlite").exists() or len(stored("killed")) < 1:
+            assert time.time() < deadline and process.poll() is None, "no summary was written"
+            time.sleep(0.2)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        done_before = len(stored("killed"))
+        assert 1 <= done_before < 3
+        resumed = subprocess.run([sys.executable, "-m", "rag", "summarize", "--json"], cwd=REPO,
+                                 env=env_for("killed"), capture_output=True, text=True, timeout=300)
+        clean = subprocess.run([sys.executable, "-m", "rag", "summarize", "--json"], cwd=REPO,
+                               env=env_for("clean"), capture_output=True, text=True, timeout=300)
+        assert json.loads(resumed.stdout)["written"] == 3 - done_before, resumed.stdout  # only the rest
+        assert json.loads(clean.stdout)["written"] == 3
+        assert stored("killed") == stored("clean")
