@@ -1,5 +1,7 @@
 """Evaluation metrics: evidence matching, correctness, refusal accounting."""
 
+import pytest
+
 from rag.quality.evaluate import (
     QuestionResult,
     contains_required,
@@ -97,3 +99,35 @@ def test_refusing_everything_or_answering_everything_scores_low_trust():
                             + [result(f"u{i}", False, refused=True) for i in range(2)])
     assert answers_all["refusal_f1"] == 0.0 and answers_all["trust_score"] < 0.5
     assert refuses_all["answer_f1"] == 0.0 and refuses_all["trust_score"] < 0.5
+
+
+def test_whole_article_questions_are_scored_per_kind_in_json_text_and_html(indexed):
+    """Issue 32: key-point coverage (a refusal scores 0), sources cited for digests, and the
+    checker's verdict on every point shown — per kind, in the summary, the text report and the HTML."""
+    from rag.quality.evaluate import format_report, run
+    from rag.quality.report import run_report
+
+    rows = [
+        {"id": "s1", "kind": "summary", "question": "Summarize the harbour toll reform article", "answerable": True,
+         "sources": ["harbour-tolls"], "key_points": [["40 percent"], ["levy on cruise ships"], ["volcano"]]},
+        {"id": "d1", "kind": "digest", "question": "Which articles were published in 2024?", "answerable": True,
+         "sources": ["harbour-tolls", "library-hours"], "key_points": [["Harbour"]]},
+        {"id": "f1", "kind": "fact", "question": "How much were harbour tolls cut?", "answerable": True,
+         "answer_must_include": [["40"]]},
+        {"id": "s2", "kind": "summary", "question": "How tall is the volcano?", "answerable": True,
+         "key_points": [["metres"]]},  # refused: scores 0
+    ]
+    results = run(indexed.pipeline, rows)
+    by_id = {r.id: r for r in results}
+    assert by_id["s1"].answer_kind == "summary" and by_id["s1"].key_point_coverage == round(2 / 3, 3)
+    assert by_id["s1"].point_verdicts and all(v["supported"] for v in by_id["s1"].point_verdicts)
+    assert by_id["d1"].sources_cited == 0.5  # library-hours is from 2023
+    assert by_id["s2"].refused and by_id["s2"].key_point_coverage == 0.0
+    summary = summarize(results)
+    kinds = summary["by_kind"]
+    assert kinds["summary"]["questions"] == 2 and kinds["summary"]["key_point_coverage"] == pytest.approx(1 / 3, abs=0.002)
+    assert kinds["digest"]["sources_cited"] == 0.5 and kinds["summary"]["points_checked_ok"] == 1.0
+    assert "kind summary" in format_report(summary, results)
+    html = run_report({"id": 1, "question_set": "x", "created_at": "now", "code_version": "c", "summary": summary,
+                       "settings": {}}, [__import__("dataclasses").asdict(r) for r in results])
+    assert "By kind of question" in html and "key points 0.667" in html
