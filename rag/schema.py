@@ -112,6 +112,7 @@ class Answer:
     # A summary's, comparison's or digest's points: {"label": article or side ("" in a summary),
     # "text": the point, "cites": [n, …]} — the answer's bullets, for clients that render their own.
     points: list[dict] | None = None
+    more: int = 0  # a digest: articles beyond this page ("show more" lists them)
 
     def to_json(self) -> dict:
         return {
@@ -131,6 +132,7 @@ class Answer:
             "kind": self.kind,
             **({"choices": self.choices} if self.choices else {}),
             **({"points": self.points} if self.points else {}),
+            **({"more": self.more} if self.more else {}),
             **({"prompt_tokens": self.prompt_tokens} if self.prompt_tokens else {}),
             **({"rewritten_question": self.rewritten_question} if self.rewritten_question else {}),
             **({"filters": self.filters} if self.filters else {}),

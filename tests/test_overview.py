@@ -270,3 +270,28 @@ def test_summarize_killed_with_kill_9_resumes_to_the_same_summaries_as_a_clean_r
         assert json.loads(resumed.stdout)["written"] == 3 - done_before, resumed.stdout  # only the rest
         assert json.loads(clean.stdout)["written"] == 3
         assert stored("killed") == stored("clean")
+
+
+def test_a_long_digest_pages_and_show_more_lists_the_next_articles(indexed, tmp_path, monkeypatch):
+    import rag.answer.overview as overview
+    from rag.web.chat import ChatService, Session
+    from rag.web.feedback import FeedbackStore
+
+    from .conftest import sqlite_at
+
+    monkeypatch.setattr(overview, "DIGEST_PAGE", 1)
+    service = ChatService(indexed, FeedbackStore(sqlite_at(tmp_path / "app.sqlite")))
+    history, state = [], Session()
+
+    def say(question: str) -> str:
+        nonlocal history, state
+        for history, _sources, state, _status in service.respond(question, history, state, [], "", ""):
+            pass
+        return history[-1]["content"]
+
+    first = say("What was published since 2023?")
+    assert "Solar Panels for Every School" in first and "2 more" in first and "show more" in first
+    second = say("show more")
+    assert "Harbour Toll Reform Passes" in second and "Solar Panels" not in second and "1 more" in second
+    third = say("show more")
+    assert "Public Library Extends Weekend Hours" in third and "more:" not in third

@@ -59,6 +59,8 @@ DIGEST = re.compile(
     re.IGNORECASE)
 # An article's number as policy people cite it: GAO-26-108745, SB 1001, H.R. 1234, EO 14110, M-24-10.
 IDENTIFIER = re.compile(r"\b(?:[A-Z]{1,5}\.?){1,3}[\s-]?\d[\d-]{1,}\b")
+SHOW_MORE = re.compile(r"^\s*(?:show|list|see|give me|and)?\s*(?:me\s+)?(?:the\s+)?(?:more|next(?: page)?|the rest|others)"
+                       r"(?: articles| ones| results)?\s*[.!?]*\s*$", re.IGNORECASE)
 THAT_ONE = re.compile(rf"\b(?:it|this|that|the same)\b|\b(?:this|that|the) {_DOC_WORDS}\b", re.IGNORECASE)
 _ROUTE_WORDS = re.compile(
     rf"\b(?:summari[sz]e|summary|sum|up|tl;?dr|key|main|points?|takeaways?|findings?|provisions?|ideas?|messages?|gist|"
@@ -214,15 +216,17 @@ class Overview:
         self.vectors, self.min_score, self.llm_name = vectors, min_score, llm_name
         self.on_missing_summary = on_missing_summary  # the app prepares it in the background
 
-    def answer(self, question: str, kind: Route, filters: Filters, about: tuple[str, ...] = ()) -> Answer | None:
-        """The answer for a routed question, or None to hand it to the fact pipeline."""
+    def answer(self, question: str, kind: Route, filters: Filters, about: tuple[str, ...] = (),
+               page: int = 0) -> Answer | None:
+        """The answer for a routed question, or None to hand it to the fact pipeline. ``page``: which
+        page of a long digest ("show more" asks for the next)."""
         started = time.perf_counter()
         if kind.kind == "summary":
             result = self.summary_answer(question, kind, filters, about)
         elif kind.kind == "comparison":
             result = self.comparison_answer(question, kind, filters)
         elif kind.kind == "digest":
-            result = self.digest_answer(question, filters)
+            result = self.digest_answer(question, filters, page)
         else:
             return None
         if result is not None:
@@ -343,7 +347,7 @@ class Overview:
         return chosen
 
     # digests ------------------------------------------------------------------------------------
-    def digest_answer(self, question: str, filters: Filters) -> Answer | None:
+    def digest_answer(self, question: str, filters: Filters, page: int = 0) -> Answer | None:
         timeframe = timeframe_of(question)
         if timeframe.has_period and not (filters.date_from or filters.date_to):
             filters = replace(filters, date_from=timeframe.date_from, date_to=timeframe.date_to)
@@ -363,9 +367,11 @@ class Overview:
         citations: list[Citation] = []
         shown = []
         period = f" ({timeframe.label[0].lower()}{timeframe.label[1:]})" if timeframe.has_period else ""
+        first = max(0, page) * DIGEST_PAGE
+        listed = ordered[first:first + DIGEST_PAGE]
         lines = [f"{len(ordered)} article{'s' if len(ordered) != 1 else ''}" + (f" on {topic}" if topic else "")
-                 + f"{period}, newest first:"]
-        for doc_id in ordered[:DIGEST_PAGE]:
+                 + f"{period}, newest first" + (f" ({first + 1}–{first + len(listed)}):" if first else ":")]
+        for doc_id in listed:
             row = catalog.get(doc_id) or {"title": by_article[doc_id].title, "date": by_article[doc_id].date}
             point = self._gist(doc_id, topic, by_article[doc_id])
             if point is None:
@@ -374,11 +380,14 @@ class Overview:
             n = _cite(point, row, doc_id, passages, citations)
             lines.append(f"- {_title_line(row)}: {point.text} [{n}]")
             shown.append({"label": _title_line(row), "text": point.text, "cites": [n]})
-        if len(ordered) > DIGEST_PAGE:
-            lines.append(f"({len(ordered) - DIGEST_PAGE} more: narrow the question or choose a period or articles.)")
-        return Answer(question=question, answer="\n".join(lines), refused=False, citations=citations,
-                      contexts=passages, timings={}, llm="digest", kind="digest", points=shown,
-                      timeframe={**timeframe.to_json(), "applied": True} if timeframe.has_period else None)
+        remaining = len(ordered) - first - len(listed)
+        if remaining > 0:
+            lines.append(f"({remaining} more: ask “show more”.)")
+        answer = Answer(question=question, answer="\n".join(lines), refused=False, citations=citations,
+                        contexts=passages, timings={}, llm="digest", kind="digest", points=shown,
+                        timeframe={**timeframe.to_json(), "applied": True} if timeframe.has_period else None)
+        answer.more = max(0, remaining)
+        return answer
 
     def _relevant_articles(self, topic: str, filters: Filters) -> dict[str, Passage]:
         """Articles about ``topic``, each by its best passage: retrieval grouped by article (one

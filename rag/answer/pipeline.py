@@ -136,13 +136,14 @@ class Pipeline:
         raise RuntimeError("pipeline ended without an answer")  # unreachable: stream always ends in Final
 
     def stream(self, question: str, filters: Filters | None = None,
-               infer_dates: bool | None = None, about: tuple[str, ...] = ()) -> Iterator[Event]:
+               infer_dates: bool | None = None, about: tuple[str, ...] = (), page: int = 0) -> Iterator[Event]:
         """Answer ``question`` as events. ``infer_dates`` (default ``RAG_INFER_DATES``): a period
         the question names narrows the search to it (``rag.answer.timeframe``) unless the reader set dates;
         when nothing in the period answers, the question is asked again over all articles.
-        ``about``: the articles the conversation is about ("summarize that one")."""
+        ``about``: the articles the conversation is about ("summarize that one"); ``page``: a long
+        digest's page ("show more")."""
         with self.in_flight:
-            for event in self._stream(question, filters, infer_dates, about):
+            for event in self._stream(question, filters, infer_dates, about, page):
                 if isinstance(event, Final) and event.answer.route is None:
                     event.answer.route = {"kind": "answer", "why": self._fact_route_why(question)}
                 yield event
@@ -154,14 +155,14 @@ class Pipeline:
         return f"{routed.why}, but nothing matched that way: answered as a question of fact"
 
     def _stream(self, question: str, filters: Filters | None, infer_dates: bool | None,
-                about: tuple[str, ...]) -> Iterator[Event]:
+                about: tuple[str, ...], page: int = 0) -> Iterator[Event]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         filters = filters or Filters()
         routed = route(question)
         if self.overview is not None and routed.kind != "answer":
             # Whole-article questions: prepared summaries, comparisons, digests — no model call.
-            overview = self.overview.answer(question, routed, filters, about)
+            overview = self.overview.answer(question, routed, filters, about, page)
             if overview is not None:
                 overview.filters = overview.filters or filters.to_json()
                 yield Sources(overview.contexts)

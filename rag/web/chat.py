@@ -17,7 +17,7 @@ from urllib.parse import quote
 import gradio as gr
 
 from rag.answer.followup import rewrite_question
-from rag.answer.overview import route
+from rag.answer.overview import SHOW_MORE, route
 from rag.answer.pipeline import Final, QuestionError, Restart, Sources, Token, clean_question
 from rag.answer.retrieve import Filters
 from rag.components import Components
@@ -64,6 +64,7 @@ class Session:
     transcript: list[str] = field(default_factory=list)  # each answered turn as Markdown, for download
     last_timeframe: dict | None = None  # the period the last answer searched (rag.answer.timeframe), if any
     last_doc_ids: tuple[str, ...] = ()  # the articles the last answer cited ("summarize that one")
+    last_digest: tuple[str, int] | None = None  # a digest with more to list: (its question, the page shown)
 
     def trim(self, history: list) -> list:
         """Keep the last MAX_TURNS turns (re-keying the answers to the kept messages)."""
@@ -158,21 +159,27 @@ class ChatService:
         try:
             filters = make_filters(docs, start, end)
             # "Summarize that one" names its article through the conversation (``about``), not a rewrite.
-            whole_article = route(question).kind != "answer"
+            page = 0
+            if SHOW_MORE.match(question) and state.last_digest:  # the next page of the last digest
+                standalone, page = state.last_digest[0], state.last_digest[1] + 1
+                whole_article = True
+            else:
+                whole_article = route(question).kind != "answer"
             with self.model_turns.turn(client):  # the follow-up rewrite asks the model too
-                standalone = question if whole_article else rewrite_question(question, state.history,
-                                                                             self.pipeline.generator.chat_model)
+                if not page:
+                    standalone = question if whole_article else rewrite_question(question, state.history,
+                                                                                 self.pipeline.generator.chat_model)
                 yield from self._stream_turn(question, standalone, filters, infer_dates, history, state, turn, base_url,
-                                             client)
+                                             client, page)
         except Exception as exc:
             history[-1] = {"role": "assistant", "content": f"<div class='refusal'>{as_text(user_message(exc))}</div>"}
             yield history, sources_html(state.source_turns), state, ""
 
     def _stream_turn(self, question: str, standalone: str, filters: Filters, infer_dates, history: list,
-                     state: Session, turn: int, base_url: str, client: str):
+                     state: Session, turn: int, base_url: str, client: str, page: int = 0):
         """The pipeline's events for one question, as the chat shows them (see ``respond``)."""
         text, articles, shown = "", {}, False  # articles: doc_id -> article text, fetched once per turn
-        for event in self.pipeline.stream(standalone, filters, infer_dates, about=state.last_doc_ids):
+        for event in self.pipeline.stream(standalone, filters, infer_dates, about=state.last_doc_ids, page=page):
             if isinstance(event, Sources):
                 cards = [self.source_card(p, n, turn, cited=False, articles=articles)
                          for n, p in enumerate(event.passages, 1)]
@@ -210,6 +217,7 @@ class ChatService:
                 state.answers[len(history) - 1] = {k: v for k, v in answer.to_json().items() if k != "contexts"}
                 state.history.append((question, answer.answer))
                 state.last_timeframe = answer.timeframe
+                state.last_digest = (standalone, page) if answer.kind == "digest" and answer.more else None
                 if answer.citations:  # what "it" and "that one" mean in the next question
                     state.last_doc_ids = tuple(dict.fromkeys(c.doc_id for c in answer.citations))
                 self.unanswered.record(answer, client)
