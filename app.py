@@ -41,7 +41,8 @@ def main() -> None:
     if settings.prepare_summaries:  # "summarize …" answered at once: prepared while nobody is asking
         from rag.answer.summary import BackgroundSummaries
 
-        service.background = BackgroundSummaries(components.summarize, service.pipeline.in_flight.wait_idle).start()
+        in_flight = service.pipeline.in_flight
+        service.background = BackgroundSummaries(components.summarize, in_flight.wait_idle, in_flight.busy).start()
         components.on_summary_wanted = service.background.wake
     demo = build_app(service)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=64)

@@ -295,3 +295,39 @@ def test_a_long_digest_pages_and_show_more_lists_the_next_articles(indexed, tmp_
     assert "Harbour Toll Reform Passes" in second and "Solar Panels" not in second and "1 more" in second
     third = say("show more")
     assert "Public Library Extends Weekend Hours" in third and "more:" not in third
+
+
+def test_a_readers_question_stops_the_summary_being_written_and_it_is_finished_later(indexed):
+    """The local model has one slot: the background summariser drops the reply it is streaming the
+    moment a question is in flight (the article stays pending), and finishes once the reader is served."""
+    import threading
+    import time
+
+    from rag.answer.pipeline import InFlight
+
+    in_flight = InFlight()
+    slow = FakeListChatModel(responses=["- The city council voted 7 to 2 to cut harbour tolls for fishing boats by "
+                                        "40 percent [1]"], sleep=0.05)
+    results, streaming = [], threading.Event()
+
+    def asked_while_streaming() -> bool:
+        streaming.set()
+        return in_flight.busy()
+
+    def summarise():
+        results.append(summarize_all(indexed.store(), indexed.summaries, indexed.fingerprints(),
+                                     vectors=SentenceVectors(indexed.embedding_model), chat_model=slow,
+                                     model_name="fake/slow", before_each=in_flight.wait_idle,
+                                     preempt=asked_while_streaming))
+
+    worker = threading.Thread(target=summarise)
+    worker.start()
+    assert streaming.wait(60)  # the first reply is streaming (about 4 s long)
+    with in_flight:  # a reader's question
+        asked = time.perf_counter()
+        worker.join(10)
+        stopped_after = time.perf_counter() - asked
+    assert results and results[0].preempted and results[0].written == 0, results
+    assert stopped_after < 1.0, stopped_after
+    summarise()  # the reader is served: the next round writes them all
+    assert results[1].written == 3 and not results[1].preempted

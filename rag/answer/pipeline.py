@@ -104,6 +104,9 @@ class InFlight:
             self._count -= 1
             self._idle.notify_all()
 
+    def busy(self) -> bool:
+        return self._count > 0
+
     def wait_idle(self, settle_s: float = 0.5) -> None:
         """Return once no question has been in flight for ``settle_s`` (a reader's next question
         often follows at once)."""

@@ -146,12 +146,19 @@ def windows(passages: list[Passage]) -> list[list[int]]:
     return runs
 
 
+class Preempted(Exception):
+    """A reader's question arrived while the model was writing a summary: the summary is dropped
+    (the article stays pending) and the model is the reader's at once."""
+
+
 def model_points(passages: list[Passage], title: str, chat_model, vectors: SentenceVectors,
                  on_tokens: Callable[[int], None] = lambda n: None,
-                 before_each: Callable[[], None] = lambda: None) -> list[tuple[KeyPoint, float]]:
+                 before_each: Callable[[], None] = lambda: None,
+                 preempt: Callable[[], bool] = lambda: False) -> list[tuple[KeyPoint, float]]:
     """Each window's central sentences → the model's key points → each checked against those
     sentences; returns (point, centrality of its sentence) for the points that passed.
-    ``before_each`` runs before each model call (the app waits there for readers' questions)."""
+    ``before_each`` runs before each model call (the app waits there for readers' questions);
+    ``preempt`` is asked as the reply streams, and stops it (``Preempted``) when it says so."""
     kept: list[tuple[KeyPoint, float]] = []
     centre = article_centre(passages, vectors)
     for window in windows(passages):
@@ -166,11 +173,15 @@ def model_points(passages: list[Passage], title: str, chat_model, vectors: Sente
                             text=s.text, date=part[s.passage].date) for s in chosen]
         numbered = "\n".join(f"[{n}] {neutralise(s.text)}" for n, s in enumerate(chosen, 1))
         messages = [SystemMessage(SYSTEM), HumanMessage(f"Article: {neutralise(title)}\n\n{numbered}\n\nKey points:")]
-        reply = _longer(chat_model).invoke(messages)
-        content = reply.content if isinstance(reply.content, str) else str(reply.content)
+        content, counted = "", None
+        for chunk in _longer(chat_model).stream(messages):  # streamed: a reader's question stops it at once
+            content += chunk.content if isinstance(chunk.content, str) else str(chunk.content)
+            counted = ((getattr(chunk, "usage_metadata", None) or {}).get("output_tokens")) or counted
+            if preempt():
+                raise Preempted
         if not re.search(r"[.\]]\s*$", content):  # cut off by the token limit: the last point is unfinished
             content = content[: content.rfind("\n")] if "\n" in content else ""
-        on_tokens(((getattr(reply, "usage_metadata", None) or {}).get("output_tokens")) or estimate_tokens(content))
+        on_tokens(counted or estimate_tokens(content))
         for line in content.splitlines():
             line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
             if not line:
@@ -197,14 +208,14 @@ def _longer(chat_model, max_tokens: int = 400):
 
 
 def summarize_passages(passages: list[Passage], *, title: str, vectors: SentenceVectors, chat_model=None,
-                       model_name: str = "extractive",
-                       before_each: Callable[[], None] = lambda: None) -> tuple[list[KeyPoint], str, int]:
+                       model_name: str = "extractive", before_each: Callable[[], None] = lambda: None,
+                       preempt: Callable[[], bool] = lambda: False) -> tuple[list[KeyPoint], str, int]:
     """Key points of one article (its chunks in order) → (points, method, tokens written)."""
     if chat_model is None:
         return extractive_points(passages, vectors), "extractive", 0
     written = [0]
     scored = model_points(passages, title, chat_model, vectors, on_tokens=lambda n: written.__setitem__(0, written[0] + n),
-                          before_each=before_each)
+                          before_each=before_each, preempt=preempt)
     points = _combine(scored)
     if len(points) < MIN_POINTS:  # the model's points failed the checks: the article's own sentences fill in
         seen = {p.text.lower() for p in points}
@@ -248,6 +259,7 @@ class SummarizeRun:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     tokens: int = 0
+    preempted: bool = False  # stopped for a reader's question (the background summariser goes on later)
 
     def line(self) -> str:
         rate = f", {self.tokens / self.seconds:.1f} tokens/s" if self.tokens and self.seconds else ""
@@ -285,7 +297,8 @@ def article_passages(vector_store, doc_id: str) -> list[Passage]:
 def summarize_all(vector_store, store: SummaryStore, fingerprints: dict[str, str], *, vectors: SentenceVectors,
                   chat_model=None, model_name: str = "extractive", only: list[str] | None = None,
                   progress: Callable[[str], None] = lambda line: None,
-                  before_each: Callable[[], None] = lambda: None) -> SummarizeRun:
+                  before_each: Callable[[], None] = lambda: None,
+                  preempt: Callable[[], bool] = lambda: False) -> SummarizeRun:
     """Write a summary for every article that has none or whose text changed; forget the summaries
     of articles no longer indexed. Incremental and resumable: each summary is saved when done.
     ``before_each`` runs before every article (the app waits there while a reader's question uses the model)."""
@@ -306,10 +319,13 @@ def summarize_all(vector_store, store: SummaryStore, fingerprints: dict[str, str
             first = passages[0]
             points, method, tokens = summarize_passages(passages, title=first.title, vectors=vectors,
                                                         chat_model=chat_model, model_name=model_name,
-                                                        before_each=before_each)
+                                                        before_each=before_each, preempt=preempt)
             seconds = time.perf_counter() - began
             store.save(Summary(doc_id, first.title, first.date, first.source, fingerprints[doc_id], points, method,
                                seconds=round(seconds, 2), tokens=tokens))
+        except Preempted:  # a reader asked: this article stays pending for the next round
+            run.preempted = True
+            break
         except Exception as exc:  # one article's failure (a model server gone) must not lose the others
             log.warning("summarising %s failed: %s", doc_id, exc)
             run.failed.append((doc_id, f"{type(exc).__name__}: {exc}"[:300]))
@@ -324,12 +340,15 @@ def summarize_all(vector_store, store: SummaryStore, fingerprints: dict[str, str
 
 class BackgroundSummaries:
     """The web app's summariser: prepares missing summaries in a daemon thread, one article at a
-    time, waiting before each model call until no reader's question is in flight. It looks for
+    time, waiting before each model call until no reader's question is in flight, and dropping the
+    call it is making the moment one arrives (the local model has one slot: a reader never waits
+    behind a summary). It looks for
     work every ``interval_s`` (an index run from the CLI, ``--watch`` or the Admin tab adds some),
     and at once when woken (a reader asked for a summary that is not ready)."""
 
-    def __init__(self, run: Callable[..., SummarizeRun], wait_idle: Callable[[], None], interval_s: float = 30.0) -> None:
-        self._run, self._wait_idle, self.interval_s = run, wait_idle, interval_s
+    def __init__(self, run: Callable[..., SummarizeRun], wait_idle: Callable[[], None],
+                 busy: Callable[[], bool] = lambda: False, interval_s: float = 30.0) -> None:
+        self._run, self._wait_idle, self._busy, self.interval_s = run, wait_idle, busy, interval_s
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.last: SummarizeRun | None = None
@@ -351,12 +370,14 @@ class BackgroundSummaries:
         while not self._stop.is_set():
             self.running = True
             try:
-                self.last = self._run(before_each=self._wait_idle)
+                self.last = self._run(before_each=self._wait_idle, preempt=self._busy)
                 if self.last.written or self.last.failed:
                     log.info("%s", self.last.line())
             except Exception as exc:  # no index yet, a database down: try again later
                 log.warning("preparing summaries failed: %s", exc)
             finally:
                 self.running = False
+            if self.last is not None and self.last.preempted:
+                continue  # stopped for a reader: go on as soon as the model is free again (before_each waits)
             self._wake.wait(self.interval_s)
             self._wake.clear()

@@ -165,7 +165,9 @@ class ChatService:
                 whole_article = True
             else:
                 whole_article = route(question).kind != "answer"
-            with self.model_turns.turn(client):  # the follow-up rewrite asks the model too
+            # A turn at the model (round-robin between clients); in flight from here, so the background
+            # summariser drops what it is writing (the follow-up rewrite asks the model too).
+            with self.model_turns.turn(client), self.pipeline.in_flight:
                 if not page:
                     standalone = question if whole_article else rewrite_question(question, state.history,
                                                                                  self.pipeline.generator.chat_model)
