@@ -188,6 +188,17 @@ def test_any_valid_collection_name_opens_its_own_postgres_word_index_again_and_a
         Settings(collection="bad name!", _env_file=None)
 
 
+def test_a_question_right_after_a_large_batch_never_crashes_on_the_stale_cached_size(postgres):
+    """Issue 33 item 5(a): the collection size is cached for 5 s, document frequencies are fresh;
+    a term in more chunks than the cached size counted gave `math domain error`."""
+    ids, texts, metas = _chunks()
+    index = open_lexical_index(engine_for(postgres.new_database("stale")), "chroma/articles")
+    index.add(ids[:3], texts[:3], metas[:3])
+    assert index.search("export controls", 5) is not None  # caches the size: 3 chunks
+    index.add(ids, texts, metas)  # a large batch lands within the 5 seconds
+    assert index.search("export controls", 5)  # fresh frequencies beyond the cached size: no crash
+
+
 def test_a_postgres_lexical_index_of_the_first_release_is_upgraded_in_place(postgres):
     """The first release searched a GIN index over tsv and kept no postings or totals: opening it
     adds them, filled from the chunks already there, and searches as a fresh index does."""

@@ -354,6 +354,9 @@ class PostgresLexicalIndex(LexicalIndex):
     def _ranked(self, db, terms, k, conditions, params):
         size, mean_words = self._statistics()
         frequency = dict(terms.values())  # lexeme -> document frequency ("model" and "models" share one)
+        # The size is cached for a few seconds, the frequencies are fresh: right after a large batch a
+        # term may be in more chunks than the cached size counts. Never a log of a negative number.
+        size = max([size, *frequency.values()])
         idf = [max(1e-6, math.log((size - df + 0.5) / (df + 0.5))) for df in frequency.values()]  # FTS5's IDF
         # Filters need the chunk's row; an unfiltered question reads postings only, then names the best k.
         allowed = f"JOIN {self.t}_chunks AS c ON c.id = p.chunk WHERE {' AND '.join(conditions)} " if conditions else ""
