@@ -82,11 +82,12 @@ def test_admin_api_refuses_without_the_password_and_works_with_it(app):
     client = Client(url, verbose=False)
     with pytest.raises(Exception, match="wrong admin password"):
         client.predict("guess", api_name="/admin_list")
-    rows, _choices, _sources = client.predict("correct horse", api_name="/admin_list")
+    rows, _choices, _sources, summaries = client.predict("correct horse", api_name="/admin_list")
+    assert "Summaries:" in summaries and "ready" in summaries and "pending" in summaries
     assert "us-ai-export-controls-anthropic" in str(rows)
     with pytest.raises(Exception, match="wrong admin password"):
         client.predict("guess", api_name="/admin_reindex")
-    message, rows, _choices, sources = client.predict("correct horse", api_name="/admin_reindex")
+    message, rows, _choices, sources, _summaries = client.predict("correct horse", api_name="/admin_reindex")
     assert message.startswith("Re-indexed:") and "failed" in message and "us-ai-export-controls-anthropic" in str(rows)
     checked = {row[0]: row for row in sources["data"]}  # the Admin tab's list of sources, last checked first
     corpus = next(source for source in checked if source.endswith("corpus"))

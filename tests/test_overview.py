@@ -285,8 +285,8 @@ def test_a_long_digest_pages_and_show_more_lists_the_next_articles(indexed, tmp_
 
     def say(question: str) -> str:
         nonlocal history, state
-        for history, _sources, state, _status in service.respond(question, history, state, [], "", ""):
-            pass
+        updates = list(service.respond(question, history, state, [], "", ""))
+        history, _sources, state, _status = updates[-1]
         return history[-1]["content"]
 
     first = say("What was published since 2023?")

@@ -133,7 +133,7 @@ def test_wrong_admin_passwords_are_throttled_and_logged(hostile_app):
     with pytest.raises(Exception, match="too many wrong passwords"):  # even the right one, for now
         client.predict(ADMIN_PASSWORD, api_name="/admin_list")
     time.sleep(2.2)
-    rows, _, _sources = client.predict(ADMIN_PASSWORD, api_name="/admin_list")
+    rows, _, _sources, _summaries = client.predict(ADMIN_PASSWORD, api_name="/admin_list")
     assert any("ferry-fares" in json.dumps(row) for row in rows["data"])
     log = (data_dir / "app.log").read_text()
     assert "wrong admin password from 127.0.0.1" in log and "guess" not in log

@@ -22,8 +22,11 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
 
     def table(password: str):
         rows = admin.articles(password)
+        ready = sum(1 for r in rows if r.get("summary", "").startswith("ready"))
+        counts = (f"Summaries: **{ready} ready**, **{len(rows) - ready} pending** (prepared in the background, "
+                  "between readers' questions)") if rows else ""
         return ([[r.get(c, "") for c in columns] for r in rows], gr.update(choices=[r["doc_id"] for r in rows]),
-                [[r[c] for c in source_columns] for r in admin.sources(password)])
+                [[r[c] for c in source_columns] for r in admin.sources(password)], counts)
 
     def guarded(action):
         return password_guarded(action, throttle, "admin", (AdminError, IndexBusyError, IndexLockLostError))
@@ -31,6 +34,7 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
     with gr.Tab("Admin", elem_id="admin-tab"):
         password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
         unlock = gr.Button("Show articles", elem_id="admin-unlock")
+        summaries = gr.Markdown("", elem_id="admin-summaries")
         articles = gr.Dataframe(headers=columns, interactive=False, elem_id="admin-articles", wrap=True)
         with gr.Row():
             files = gr.File(label="Upload articles (.txt .md .html .pdf)", file_count="multiple",
@@ -78,7 +82,7 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
             removed = admin.remove(pw, doc_ids)
             return ("Removed: " + ", ".join(f"{d} ({n} chunks)" for d, n in removed.items()), *table(pw))
 
-        listed = [articles, to_remove, sources]
+        listed = [articles, to_remove, sources, summaries]
         unlock.click(guarded(table), [password], listed, api_name="admin_list")
         add.click(guarded(do_add), [password, files, urls], [result, *listed], api_name="admin_add")
         reindex.click(guarded(do_reindex), [password], [result, *listed], api_name="admin_reindex")
