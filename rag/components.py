@@ -115,7 +115,7 @@ class Components:
 
         live = self.live_store()
         overview = Overview(self.retriever, self.summaries, Catalog(lambda: list_articles(live.store()), live.generation),
-                            SentenceVectors(self.embedding_model), self.settings.min_dense_score, "",
+                            SentenceVectors(self.embedding_model), self.settings.min_dense_score,
                             on_missing_summary=self.summary_wanted)
         return build_pipeline(self.settings, self.retriever, self.generator, self.embedding_model, overview)
 

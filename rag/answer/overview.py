@@ -210,10 +210,10 @@ class Overview:
     """Answers summary, comparison and digest questions (see module docstring)."""
 
     def __init__(self, retriever: HybridRetriever, summaries: SummaryStore | None, catalog: Catalog,
-                 vectors: SentenceVectors, min_score: float, llm_name: str,
+                 vectors: SentenceVectors, min_score: float,
                  on_missing_summary: Callable[[str], None] = lambda doc_id: None) -> None:
         self.retriever, self.summaries, self.catalog = retriever, summaries, catalog
-        self.vectors, self.min_score, self.llm_name = vectors, min_score, llm_name
+        self.vectors, self.min_score = vectors, min_score
         self.on_missing_summary = on_missing_summary  # the app prepares it in the background
 
     def answer(self, question: str, kind: Route, filters: Filters, about: tuple[str, ...] = (),

@@ -85,7 +85,6 @@ class ChatService:
         self.components = components
         self.settings = components.settings
         self.feedback = feedback
-        # Refused questions, for staff (rag.quality.gaps); in the feedback database.
         # Per client; counted in the shared database when there is one (every app process counts the same tries).
         counts = SharedCounts(feedback.engine) if self.settings.shared_state else MemoryCounts()
         # Refused questions for staff: each client adds at most 20 an hour, so a flood cannot push out the rest.
@@ -142,14 +141,10 @@ class ChatService:
             return
         try:
             self.question_budget.take(client)
-        except LimitExceeded as exc:
+        except Exception as exc:  # over budget — or the shared counters' database is down: say so, never a traceback
+            said = str(exc) if isinstance(exc, LimitExceeded) else user_message(exc)
             history += [{"role": "user", "content": as_text(question)},
-                        {"role": "assistant", "content": f"<div class='refusal'>{as_text(str(exc))}</div>"}]
-            yield history, gr.skip(), state, ""
-            return
-        except Exception as exc:  # the shared counters' database is down: say so, never a traceback
-            history += [{"role": "user", "content": as_text(question)},
-                        {"role": "assistant", "content": f"<div class='refusal'>{as_text(user_message(exc))}</div>"}]
+                        {"role": "assistant", "content": f"<div class='refusal'>{as_text(said)}</div>"}]
             yield history, gr.skip(), state, ""
             return
         history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
