@@ -444,3 +444,43 @@ def test_event_inputs_that_name_a_file_by_url_or_outside_the_upload_folder_are_r
     assert post({"data": ["pw", [uploaded], ""], "fn_index": 9}) == 200
     assert post({"data": ["What is http://example.org about?"], "fn_index": 1}) == 200
     assert len(reached) == 2 and json.loads(reached[0])["data"][1][0]["path"] == "/tmp/gradio/abc/a.txt"
+
+
+def test_a_body_naming_thousands_of_files_is_refused_without_a_disk_lookup_per_file(monkeypatch):
+    """The guard runs on the event loop: paths that do not even read as inside the upload folder are
+    refused without touching the disk, and one request names at most MAX_FILES_NAMED files."""
+    import asyncio
+    import json
+
+    from rag.web.guard import MAX_FILES_NAMED, RequestGuard
+    from rag.web.limits import RateLimit
+
+    resolved = []
+    real_resolve = Path.resolve
+    monkeypatch.setattr(Path, "resolve", lambda self, *a, **k: resolved.append(self) or real_resolve(self, *a, **k))
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    def post(payload) -> int:
+        body = json.dumps(payload).encode()
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        guard = RequestGuard(app, uploads_enabled=True, upload_limit=RateLimit(1, 1, "x"), max_body_bytes=10_000_000,
+                             max_upload_bytes=1000, served_files=Path("/tmp/gradio"))
+        resolved.clear()
+        asyncio.run(guard({"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "headers": [],
+                           "client": ("1.2.3.4", 1)}, receive, send))
+        return sent[0]["status"]
+
+    assert post({"data": [{"path": f"/etc/x{n}", "meta": {"_type": "gradio.FileData"}} for n in range(50)]}) == 403
+    assert resolved == []  # refused by the name alone
+    many = [{"path": f"/tmp/gradio/a/{n}.txt", "meta": {"_type": "gradio.FileData"}} for n in range(MAX_FILES_NAMED + 1)]
+    assert post({"data": many}) == 413 and resolved == []
+    assert post({"data": many[:2]}) == 200 and len(resolved) == 2  # inside the folder: resolved (links followed)

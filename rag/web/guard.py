@@ -33,6 +33,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from rag.web.limits import LimitExceeded, RateLimit, client_key, too_many_questi
 log = logging.getLogger(__name__)
 
 UPLOAD_PATH = "/gradio_api/upload"
+MAX_FILES_NAMED = 100  # file objects one request may carry (the Admin tab's uploads are a handful)
 _QUESTION_API = re.compile(r"/gradio_api/(?:call|run)/(?:ask|chat)/?$")  # the API's question endpoints
 # Gradio's routes that read a file or a URL named in the path (``file=``, the older ``file/``) or
 # proxy another Gradio app (``proxy=``): ``/gradio_api/file=…``, also without the prefix.
@@ -73,6 +75,8 @@ class RequestGuard:
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
         self.served_files = served_files.resolve()
+        # The folder as written and as resolved: a path named under either is worth resolving.
+        self._served_prefixes = {Path(os.path.normpath(os.path.abspath(served_files))), self.served_files}
         self.trusted_proxies = parse_proxies(trusted_proxies)
         self.db_wait_s = db_wait_s  # longest a request waits for the database (RAG_DB_READER_WAIT_S)
         self.question_budget = question_budget  # rag.web.limits.QuestionBudget: spent by the app, looked at here
@@ -137,10 +141,15 @@ class RequestGuard:
         return any(ip in network for network in self.trusted_proxies)
 
     def serves(self, route: str, target: str) -> bool:
-        """Only files inside Gradio's upload/cache folder, named by path — never a URL, never a proxy."""
+        """Only files inside Gradio's upload/cache folder, named by path — never a URL, never a proxy.
+        A path that does not even read as inside the folder is refused without touching the disk
+        (this runs on the event loop); one that does is resolved, so a link cannot lead out of it."""
         if route == "proxy=" or not target or _PROTOCOL.match(target):
             return False
         try:
+            named = Path(os.path.normpath(os.path.abspath(target)))
+            if not any(named.is_relative_to(prefix) for prefix in self._served_prefixes):
+                return False
             return Path(target).resolve().is_relative_to(self.served_files)
         except (OSError, ValueError):
             return False
@@ -183,6 +192,8 @@ class RequestGuard:
             named = files_named(bytes(body))
         except RecursionError:
             return await refuse(send, 400, "request nested too deeply")
+        if len(named) > MAX_FILES_NAMED:
+            return await refuse(send, 413, f"more than {MAX_FILES_NAMED} files in one request")
         if any(not self.serves("file=", path) for path in named):
             return await refuse(send, 403, "only files uploaded to this app can be named")
         replayed = False
