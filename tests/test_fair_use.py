@@ -165,3 +165,4 @@ def test_in_the_app_another_clients_first_question_is_answered_before_a_burst_is
                 thread.join(120)
             assert len(finished) == 6, finished
             assert finished.index("b0") <= 2, finished  # not after all five of a's
+

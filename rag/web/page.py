@@ -23,8 +23,10 @@ from rag.web.protected import client_of
 log = logging.getLogger(__name__)
 
 
-# Questions let past Gradio's queue at once: they wait their turn at the model in the app's fair gate
-# (``ChatService.model_turns``: RAG_CONCURRENCY_LIMIT at a time, round-robin between clients).
+# Questions let past Gradio's queue at once, all question events together (one concurrency_id): they
+# wait their turn at the model in the app's fair gate (``ChatService.model_turns``: RAG_CONCURRENCY_LIMIT
+# at a time, round-robin between clients). Shared, so waiting questions hold at most 16 of Gradio's 40
+# worker threads and ratings, the Admin tab and /article are never starved by a burst of questions.
 QUESTIONS_IN_FLIGHT = 16
 
 TAGLINE = "Ask the article collection. Every claim links to the passage that supports it — or you are told the articles don't say."
@@ -159,7 +161,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                                  api_visibility="private").then(
             respond, [sent, chatbot, session, doc_filter, date_from, date_to],
             [chatbot, sources, session, status], api_visibility="private",
-            concurrency_limit=QUESTIONS_IN_FLIGHT,
+            concurrency_limit=QUESTIONS_IN_FLIGHT, concurrency_id="questions",
         )
         submit.then(export, session, [download, chip], api_visibility="private")
         question.stop(None, None, None, cancels=[submit])
@@ -172,7 +174,7 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         chip.click(lambda: gr.Button(visible=False), None, chip, queue=False, api_visibility="private").then(
             ask_all_dates, [chatbot, session, doc_filter, date_from, date_to], [chatbot, sources, session, status],
-            api_visibility="private", concurrency_limit=QUESTIONS_IN_FLIGHT,
+            api_visibility="private", concurrency_limit=QUESTIONS_IN_FLIGHT, concurrency_id="questions",
         ).then(export, session, [download, chip], api_visibility="private")
 
         # A shared link (``/?q=…&docs=…&from=…&to=…``, see rag.web.present.share_query) asks at once.
@@ -198,14 +200,14 @@ def build_app(service: ChatService) -> gr.Blocks:
                   api_visibility="private").then(
             respond_to_link, [linked, linked_all_dates, chatbot, session, doc_filter, date_from, date_to],
             [chatbot, sources, session, status], api_visibility="private",
-            concurrency_limit=QUESTIONS_IN_FLIGHT,
+            concurrency_limit=QUESTIONS_IN_FLIGHT, concurrency_id="questions",
         ).then(export, session, [download, chip], api_visibility="private")
         # The streaming ``/chat`` API takes the question itself (a State is not an API input);
         # the hidden button only carries the endpoint, as gr.ChatInterface does.
         chat_api = gr.Button(visible=False)
         chat_api.click(respond, [question, chatbot, session, doc_filter, date_from, date_to],
                        [chatbot, sources, session, status], api_name="chat",
-                       concurrency_limit=QUESTIONS_IN_FLIGHT)
+                       concurrency_limit=QUESTIONS_IN_FLIGHT, concurrency_id="questions")
 
         def example_selected(example: gr.SelectData, history, state, docs, start, end, request: gr.Request):
             yield from respond(example.value["text"], history, state, docs, start, end, request)
@@ -249,7 +251,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             """Answer one question; returns the same JSON object as `python -m rag ask --json`."""
             return service.ask_json(question, client=client_of(request))
 
-        gr.api(ask, api_name="ask", concurrency_limit=QUESTIONS_IN_FLIGHT)
+        gr.api(ask, api_name="ask", concurrency_limit=QUESTIONS_IN_FLIGHT, concurrency_id="questions")
         if service.admin.enabled:
             build_admin_tab(service.admin, service.logins)
         if service.staff.enabled:
