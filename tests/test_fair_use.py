@@ -64,13 +64,10 @@ def test_limit_tables_stay_bounded_under_rotating_addresses(postgres, monkeypatc
         for table in ("limited_actions", "token_buckets", "login_failures"):
             rows = db.execute(text(f"SELECT count(*) FROM {table}")).scalar()
             assert rows <= 51, (table, rows)
-        # Pruning uses an index, not a scan of the table.
-        plan = " ".join(r[0] for r in db.execute(text(
-            "EXPLAIN SELECT at FROM limited_actions ORDER BY at DESC LIMIT 1 OFFSET 50")))
+        # Pruning by age has an index to use (with a few rows the planner may still scan: not asserted).
         indexes = {r[0] for r in db.execute(text("SELECT indexname FROM pg_indexes WHERE tablename IN "
                                                  "('limited_actions', 'login_failures', 'token_buckets')"))}
     assert {"limited_actions_at", "login_failures_last", "token_buckets_updated"} <= indexes, indexes
-    assert plan
 
 
 def test_a_burst_from_one_client_waits_behind_another_clients_first_question():

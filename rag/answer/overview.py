@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from rag.answer.citations import content_terms
 from rag.answer.context import SentenceVectors, passage_sentences
 from rag.answer.retrieve import Filters, HybridRetriever, to_passage
-from rag.answer.summary import _cosine, article_passages, extractive_points
+from rag.answer.summary import article_passages, cosine, extractive_points
 from rag.answer.timeframe import timeframe_of
 from rag.ingest.chunk import readable_date
 from rag.ingest.summaries import KeyPoint, SummaryStore
@@ -335,10 +335,10 @@ class Overview:
         query_vector = self.vectors.query(query)
         vectors = self.vectors.sentences([s for s, _ in pool])
         ranked = sorted(zip(pool, vectors, strict=True), key=lambda item: (
-            not (others & content_terms(item[0][0])), _cosine(query_vector, item[1])), reverse=True)
+            not (others & content_terms(item[0][0])), cosine(query_vector, item[1])), reverse=True)
         chosen: list[tuple[str, Passage]] = []
         for (sentence, passage), vector in ranked:
-            if _cosine(query_vector, vector) < self.min_score:
+            if cosine(query_vector, vector) < self.min_score:
                 break
             if all(sentence != s for s, _ in chosen):
                 chosen.append((" ".join(sentence.split()), passage))
@@ -399,7 +399,7 @@ class Overview:
         if unscored:
             query = self.vectors.query(topic)
             for passage, vector in zip(unscored, self.vectors.sentences([p.text for p in unscored]), strict=True):
-                passage.dense_score = _cosine(query, vector)
+                passage.dense_score = cosine(query, vector)
         best: dict[str, Passage] = {}
         for passage in passages:
             if passage.doc_id not in best or passage.dense_score > best[passage.doc_id].dense_score:
@@ -418,7 +418,7 @@ class Overview:
         if points and topic:
             query = self.vectors.query(topic)
             vectors = self.vectors.sentences([p.text for p in points])
-            return max(zip(points, vectors, strict=True), key=lambda item: _cosine(query, item[1]))[0]
+            return max(zip(points, vectors, strict=True), key=lambda item: cosine(query, item[1]))[0]
         if points:
             return points[0]
         if passage is None:  # listed by date alone: the article's opening passage
@@ -429,7 +429,7 @@ class Overview:
         if topic:
             query = self.vectors.query(topic)
             sentence = max(zip(sentences, self.vectors.sentences(sentences), strict=True),
-                           key=lambda item: _cosine(query, item[1]))[0]
+                           key=lambda item: cosine(query, item[1]))[0]
         else:
             sentence = sentences[0]
         return KeyPoint(" ".join(sentence.split()), passage.chunk_id, passage.start, passage.end, passage.text)

@@ -33,7 +33,7 @@ from rag.answer.citations import (
 from rag.answer.confidence import answering_start
 from rag.answer.context import SentenceVectors, estimate_tokens, focus
 from rag.answer.llm import Generator, UsageRecorder, make_generator
-from rag.answer.overview import Overview, route
+from rag.answer.overview import Overview, Route, route
 from rag.answer.prompt import REFUSAL, group_by_article
 from rag.answer.retrieve import Filters, HybridRetriever, interleave, to_passage
 from rag.answer.timeframe import Timeframe, newest_first, timeframe_of
@@ -145,24 +145,20 @@ class Pipeline:
         when nothing in the period answers, the question is asked again over all articles.
         ``about``: the articles the conversation is about ("summarize that one"); ``page``: a long
         digest's page ("show more")."""
-        with self.in_flight:
-            for event in self._stream(question, filters, infer_dates, about, page):
-                if isinstance(event, Final) and event.answer.route is None:
-                    event.answer.route = {"kind": "answer", "why": self._fact_route_why(question)}
-                yield event
-
-    def _fact_route_why(self, question: str) -> str:
-        routed = route(question)
-        if routed.kind == "answer" or self.overview is None:
-            return routed.why
-        return f"{routed.why}, but nothing matched that way: answered as a question of fact"
-
-    def _stream(self, question: str, filters: Filters | None, infer_dates: bool | None,
-                about: tuple[str, ...], page: int = 0) -> Iterator[Event]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-        filters = filters or Filters()
         routed = route(question)
+        why = routed.why if routed.kind == "answer" or self.overview is None else \
+            f"{routed.why}, but nothing matched that way: answered as a question of fact"
+        with self.in_flight:
+            for event in self._stream(question, routed, started, filters, infer_dates, about, page):
+                if isinstance(event, Final) and event.answer.route is None:
+                    event.answer.route = {"kind": "answer", "why": why}
+                yield event
+
+    def _stream(self, question: str, routed: Route, started: float, filters: Filters | None,
+                infer_dates: bool | None, about: tuple[str, ...], page: int) -> Iterator[Event]:
+        filters = filters or Filters()
         if self.overview is not None and routed.kind != "answer":
             # Whole-article questions: prepared summaries, comparisons, digests — no model call.
             overview = self.overview.answer(question, routed, filters, about, page)

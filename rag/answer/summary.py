@@ -71,7 +71,7 @@ def _candidate_sentences(passages: list[Passage]) -> list[_Sentence]:
     return found
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
+def cosine(a: list[float], b: list[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return dot / norm if norm else 0.0
@@ -112,13 +112,13 @@ def central_sentences(passages: list[Passage], vectors: SentenceVectors, limit: 
     start = min(p.start for p in passages) if article_start is None else article_start
     for s in sentences:
         lead = passages[s.passage].start - start < LEAD_CHARS
-        s.centrality = (_cosine(s.vector, centre) + (LEAD_BONUS if lead else 0.0)
+        s.centrality = (cosine(s.vector, centre) + (LEAD_BONUS if lead else 0.0)
                         + (FIGURE_BONUS if _FIGURE.search(s.text) else 0.0))
     chosen: list[_Sentence] = []
     pool = sorted(sentences, key=lambda s: s.centrality, reverse=True)[: limit * 6]
     while pool and len(chosen) < limit:
         best = max(pool, key=lambda s: 0.7 * s.centrality - 0.3 * max(
-            (_cosine(s.vector, c.vector) for c in chosen), default=0.0))
+            (cosine(s.vector, c.vector) for c in chosen), default=0.0))
         chosen.append(best)
         pool.remove(best)
     return sorted(chosen, key=lambda s: s.order)

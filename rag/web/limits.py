@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, text
 from sqlalchemy.engine import Engine
@@ -295,17 +296,14 @@ class FairGate:
         self._waiting: OrderedDict[str, deque] = OrderedDict()  # client -> its waiting turns, in order
         self._lock = threading.Condition()
 
-    def turn(self, client: str):
-        gate = self
-
-        class _Turn:
-            def __enter__(self):
-                gate._acquire(client)
-
-            def __exit__(self, *exc):
-                gate._release()
-
-        return _Turn()
+    @contextmanager
+    def turn(self, client: str) -> Iterator[None]:
+        """Hold one of the model's slots for the ``with`` block, when it is ``client``'s turn."""
+        self._acquire(client)
+        try:
+            yield
+        finally:
+            self._release()
 
     def _acquire(self, client: str) -> None:
         ticket = object()
@@ -339,7 +337,3 @@ class FairGate:
         with self._lock:
             self._busy -= 1
             self._lock.notify_all()
-
-    def waiting(self) -> int:
-        with self._lock:
-            return sum(len(t) for t in self._waiting.values())
