@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rag.db import engine_for
 from rag.ingest.progress import progress_bar, progress_over
-from rag.redact import redact_logs
+from rag.logs import setup_logging
 from rag.settings import Settings
 
 log = logging.getLogger("rag")
@@ -25,13 +25,12 @@ log = logging.getLogger("rag")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    redact_logs()
-    for noisy in ("httpx", "chromadb", "sentence_transformers", "transformers", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    level = logging.INFO if args.verbose else logging.WARNING
+    setup_logging("text", level)
     try:
         settings = Settings(**dict(parse_overrides(args.set + getattr(args, "local_set", []))))
+        if settings.log_format != "text":
+            setup_logging(settings.log_format, level)
         return args.handler(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -141,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("remove", help="remove articles from the index")
     remove.add_argument("doc_ids", nargs="+")
     remove.set_defaults(handler=cmd_remove)
+
+    doctor = commands.add_parser("doctor", help="check the index, the databases and the model; exit 1 when "
+                                                "something an answer needs is not ready (what to run first)")
+    doctor.add_argument("--json", action="store_true", help="print the checks as one JSON object")
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 
@@ -426,3 +430,63 @@ def cmd_remove(args, settings: Settings) -> int:
     for doc_id, n in removed.items():
         print(f"{doc_id}: {'removed ' + str(n) + ' chunks' if n else 'not in the index'}")
     return 1 if missing else 0
+
+
+def cmd_doctor(args, settings: Settings) -> int:
+    """The web app's readiness checks, plus what only a shell sees: the word index matching the
+    vector store, the embedder loading, summaries still to prepare."""
+    from rag.health import Checker, Report, database_check, index_check, model_file_check
+
+    parts = components(settings)
+    report = Report(Checker({"index": index_check(parts), "database": database_check(settings),
+                             "words": word_index_check(parts), "embedder": embedder_check(parts),
+                             "model": model_file_check(settings), "summaries": summaries_check(parts)},
+                            timeout_s=DOCTOR_TIMEOUT_S).run())
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print("\n".join(report.lines()))
+        print("ready" if report.ready else "NOT READY")
+    return 0 if report.ready else 1
+
+
+DOCTOR_TIMEOUT_S = 30.0  # the embedder's first load takes a few seconds; a hung server is still cut off
+
+
+def word_index_check(parts):
+    def check() -> str:
+        from rag.health import NotReady
+        from rag.ingest.index import lexical_index_of, open_record_manager
+        from rag.ingest.store import StoreError
+
+        words = lexical_index_of(open_record_manager(parts.settings)).size()
+        try:
+            chunks = parts.store()._collection.count()
+        except StoreError:
+            raise NotReady("no index to compare with") from None
+        if parts.settings.retrieval_mode != "dense" and words != chunks:
+            raise NotReady(f"the word index holds {words} chunks, the vector store {chunks}: run python -m rag index "
+                           "(an indexer still running shows this too)")
+        return f"{words} chunks"
+
+    return check
+
+
+def embedder_check(parts):
+    def check() -> str:
+        vector = parts.embedding_model.embed_query("doctor")
+        return f"{parts.embedding_model.name} ({len(vector)}-d)"
+
+    return check
+
+
+def summaries_check(parts):
+    def check() -> str:  # informational: a missing summary is written on demand
+        from rag.ingest.index import open_record_manager
+
+        open_record_manager(parts.settings)  # the index's tables, which the count reads, exist from here
+        pending = parts.summaries.pending()
+        return f"{pending} articles without a current summary" + (" (python -m rag summarize)" if pending else "")
+
+    return check
+

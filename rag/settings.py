@@ -125,6 +125,28 @@ class Settings(BaseSettings):
         "", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the "
         "client (per-client limits count against it); unset: the connecting address counts, the header is ignored.")
 
+    # --- operations (README "Operating the app") ----------------------------------------------
+    metrics_allow: str = Field(
+        "127.0.0.1, ::1", description="Comma-separated addresses or networks that may read /metrics (Prometheus); "
+        "a request that came through a proxy not named in RAG_TRUSTED_PROXIES is never one of them. Empty: none.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Also serve /metrics to any address that sends 'Authorization: Bearer <this token>'.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object per log line (events: question, indexing_run, login_failed, "
+        "limit_hit), for a log collector.")
+    log_questions: bool = Field(
+        False, description="Put each question's text (personal data redacted) in the question events of the log; "
+        "off: latencies, outcome and kinds only.")
+    shutdown_grace_s: float = Field(
+        30.0, description="On SIGTERM the app stops taking questions (/readyz turns 503 at once) and gives the "
+        "answers in flight this long to finish before it exits; a second SIGTERM exits at once.")
+    session_ttl_s: float = Field(
+        3600.0, description="A reader's server-side state (sources panel, ratings, the transcript) is dropped after "
+        "this long unused; the chat on screen stays.")
+    max_sessions: int = Field(
+        2000, description="Reader sessions kept in memory at most (about 80 KB each); the least recently used "
+        "goes first.")
+
     db_statement_timeout_s: float = Field(
         30.0, description="PostgreSQL: longest a statement may run (server-side statement_timeout); 0 = no limit.")
     db_lock_timeout_s: float = Field(

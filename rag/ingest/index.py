@@ -36,12 +36,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateTable
 
 from rag.db import StateDatabaseError, engine_for, lock_key, migrate, server_name
-from rag.ingest import feeds
+from rag.ingest import feeds, runs
 from rag.ingest.chunk import Chunker
 from rag.ingest.embed import EmbeddingPrefetcher
 from rag.ingest.feeds import SourceLog
 from rag.ingest.lexical import LexicalIndex, NoLexicalIndex, collection_key, open_lexical_index
 from rag.ingest.summaries import SummaryStore
+from rag.logs import event_log, log_event
 from rag.redact import redact_text
 from rag.schema import Article
 from rag.settings import Settings
@@ -107,47 +108,80 @@ def run_indexing(components, sources: list[str], *, prune: bool = False, rebuild
     ``sources`` are removed — unless some source failed to load, since a page that is down
     must not count as deleted. ``within``: folders every file must lie inside (the watcher's).
     """
+    settings = components.settings
+    with indexer_lock(settings, wait=wait) as still_locked:
+        started, started_at = time.perf_counter(), runs.now()
+        try:
+            summary = _index_sources(components, sources, prune=prune, rebuild=rebuild, progress=progress,
+                                     load_progress=load_progress, report=report, embeddings=embeddings,
+                                     log_sources=log_sources, within=within, still_locked=still_locked)
+        except BaseException as exc:  # Ctrl-C included: the run did not finish, and /metrics says so
+            _remember_run(settings, runs.IndexingRun(started_at, time.perf_counter() - started, 0, False))
+            log_event(event_log, "indexing_run", "indexing run failed after %.1f s (%s)",
+                      time.perf_counter() - started, type(exc).__name__, finished=False,
+                      seconds=round(time.perf_counter() - started, 2), error=type(exc).__name__)
+            raise
+        summary.seconds = time.perf_counter() - started
+        _remember_run(settings, runs.IndexingRun(started_at, summary.seconds, len(summary.failed), True,
+                                                 summary.chunks_written))
+        log_event(event_log, "indexing_run", "indexing run: %s", summary.line(), finished=True,
+                  seconds=round(summary.seconds, 2), added=len(summary.added), updated=len(summary.updated),
+                  removed=len(summary.removed), failed_sources=len(summary.failed),
+                  chunks_written=summary.chunks_written)
+    return summary
+
+
+def _remember_run(settings: Settings, run: runs.IndexingRun) -> None:
+    try:
+        record_manager = open_record_manager(settings)
+        runs.IndexingRuns(record_manager.engine, record_manager.namespace).record(run)
+    except Exception as exc:  # the database that failed the run may be the one we would write to
+        event_log.warning("could not record the indexing run: %s", type(exc).__name__)
+
+
+def _index_sources(components, sources: list[str], *, prune: bool, rebuild: bool, progress, load_progress,
+                   report: Callable[[str], None], embeddings: Embeddings | None, log_sources: bool,
+                   within: list[Path] | None, still_locked: IndexerLock) -> IndexSummary:
+    """``run_indexing``'s work, inside the indexer lock."""
     from rag.ingest.fetch import Fetcher
     from rag.ingest.load import FeedLimits, load_sources
 
-    settings = components.settings
-    with indexer_lock(settings, wait=wait) as still_locked:
-        started = time.perf_counter()
-        if rebuild:
-            from rag.ingest.store import delete_collection
+    settings, started = components.settings, time.perf_counter()
+    if rebuild:
+        from rag.ingest.store import delete_collection
 
-            delete_collection(settings, components.client)
-            components.forget_store()
-            forget_all_records(open_record_manager(settings))
-        record_manager = open_record_manager(settings)
-        log = SourceLog(record_manager.engine, record_manager.namespace)
-        # A feed entry is skipped unfetched if it is unchanged and its article is still indexed.
-        loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress,
-                              skip_entry=lambda entry, doc_id: log.indexed_unchanged(entry) == doc_id
-                              and bool(record_manager.list_keys(group_ids=[doc_id], limit=1)), within=within,
-                              feed_limits=FeedLimits(settings.feed_timeout_s, settings.feed_max_pages))
-        for source, reason in loaded.failures:
-            report(f"skipped {source}: {reason}")
-        if prune and loaded.failures:
-            report("not pruning: some sources failed to load; fix them and run again")
-        try:
-            summary = index_articles(loaded.articles, store=lambda: components.store(create=True),
-                                     embeddings=embeddings or components.embedding_model,
-                                     record_manager=record_manager, chunker=components.chunker,
-                                     prune=prune and not loaded.failures, progress=progress, keep=loaded.kept,
-                                     still_locked=still_locked)
-        except Exception as exc:
-            if _is_disk_full(exc):
-                raise DiskFullError(
-                    f"the disk holding {settings.data_dir} is full. Free some space and run the same command "
-                    "again: what was indexed before is intact, and the run resumes where it stopped") from exc
-            raise
-        log.remember(loaded.feed_entries)  # only now: a failed write is retried next time
-        log.remember_files({a.path: a.doc_id for a in loaded.articles if a.path})
-        summary.failed = loaded.failures
-        summary.seconds = time.perf_counter() - started
-        for source in sources if log_sources else ():  # the Admin tab's list of sources
-            log.checked(redact_text(source), source_kind(source, loaded.feeds), summary.line())
+        delete_collection(settings, components.client)
+        components.forget_store()
+        forget_all_records(open_record_manager(settings))
+    record_manager = open_record_manager(settings)
+    log = SourceLog(record_manager.engine, record_manager.namespace)
+    # A feed entry is skipped unfetched if it is unchanged and its article is still indexed.
+    loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress,
+                          skip_entry=lambda entry, doc_id: log.indexed_unchanged(entry) == doc_id
+                          and bool(record_manager.list_keys(group_ids=[doc_id], limit=1)), within=within,
+                          feed_limits=FeedLimits(settings.feed_timeout_s, settings.feed_max_pages))
+    for source, reason in loaded.failures:
+        report(f"skipped {source}: {reason}")
+    if prune and loaded.failures:
+        report("not pruning: some sources failed to load; fix them and run again")
+    try:
+        summary = index_articles(loaded.articles, store=lambda: components.store(create=True),
+                                 embeddings=embeddings or components.embedding_model,
+                                 record_manager=record_manager, chunker=components.chunker,
+                                 prune=prune and not loaded.failures, progress=progress, keep=loaded.kept,
+                                 still_locked=still_locked)
+    except Exception as exc:
+        if _is_disk_full(exc):
+            raise DiskFullError(
+                f"the disk holding {settings.data_dir} is full. Free some space and run the same command "
+                "again: what was indexed before is intact, and the run resumes where it stopped") from exc
+        raise
+    log.remember(loaded.feed_entries)  # only now: a failed write is retried next time
+    log.remember_files({a.path: a.doc_id for a in loaded.articles if a.path})
+    summary.failed = loaded.failures
+    summary.seconds = time.perf_counter() - started
+    for source in sources if log_sources else ():  # the Admin tab's list of sources
+        log.checked(redact_text(source), source_kind(source, loaded.feeds), summary.line())
     return summary
 
 
@@ -170,6 +204,7 @@ RECORD_MIGRATIONS = [
     # The indexer lock's fencing token (PostgreSQL): each holder takes the next number, and every
     # write checks it still has the latest (``IndexerLock.fence``).
     "CREATE TABLE IF NOT EXISTS indexer_fences (lock_name VARCHAR(200) PRIMARY KEY, token BIGINT NOT NULL)",
+    *runs.MIGRATIONS,  # indexing runs, for the web app's /metrics
 ]
 
 
@@ -437,6 +472,12 @@ class Fingerprints:
             rows = connection.execute(text(
                 "SELECT doc_id, fingerprint FROM article_fingerprints WHERE namespace = :ns"), {"ns": self.namespace})
             return dict(rows.fetchall())
+
+    def count(self) -> int:
+        """Articles indexed (one fingerprint each)."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM article_fingerprints WHERE namespace = :ns"),
+                                          {"ns": self.namespace}).scalar() or 0)
 
     def save(self, fingerprints: dict[str, str]) -> None:
         with self.engine.begin() as connection:  # delete + insert: portable across SQL databases

@@ -68,6 +68,15 @@ class SummaryStore:
                               {"ns": self.namespace})
             return {doc_id: (fingerprint, method) for doc_id, fingerprint, method in rows}
 
+    def pending(self) -> int:
+        """Indexed articles with no summary of their current version (fingerprints are the index's,
+        ``rag.ingest.index.Fingerprints``, kept in the same database)."""
+        with self.engine.connect() as db:
+            return int(db.execute(text(
+                "SELECT count(*) FROM article_fingerprints AS f LEFT JOIN article_summaries AS s "
+                "ON s.namespace = f.namespace AND s.doc_id = f.doc_id AND s.fingerprint = f.fingerprint "
+                "WHERE f.namespace = :ns AND s.doc_id IS NULL"), {"ns": self.namespace}).scalar() or 0)
+
     def save(self, summary: Summary) -> None:
         """One article's summary, in its own transaction: a run killed midway keeps what it finished."""
         with self.engine.begin() as db:

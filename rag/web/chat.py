@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -24,10 +26,12 @@ from rag.components import Components
 from rag.ingest.formats import normalise_date
 from rag.ingest.index import list_articles
 from rag.ingest.store import StoreError, article_text
+from rag.logs import event_log, log_event
 from rag.schema import Answer
 from rag.web.admin import Admin
 from rag.web.downloads import Downloads
-from rag.web.feedback import FeedbackStore, UnansweredLog
+from rag.web.feedback import FeedbackStore, UnansweredLog, redact_personal
+from rag.web.lifecycle import Draining, Lifecycle
 from rag.web.limits import (
     FairGate,
     LimitExceeded,
@@ -38,6 +42,7 @@ from rag.web.limits import (
     SharedCounts,
     too_many_questions,
 )
+from rag.web.metrics import Metrics, outcome_of
 from rag.web.present import answer_html, as_text, draft_html, passage_card, share_query, sources_html, turn_markdown
 from rag.web.staff import Staff
 
@@ -81,20 +86,24 @@ class Session:
 class ChatService:
     """What the UI calls: the pipeline, the feedback store and the corpus listing."""
 
-    def __init__(self, components: Components, feedback: FeedbackStore, unanswered: UnansweredLog | None = None) -> None:
+    def __init__(self, components: Components, feedback: FeedbackStore, unanswered: UnansweredLog | None = None,
+                 metrics: Metrics | None = None, lifecycle: Lifecycle | None = None) -> None:
         self.components = components
         self.settings = components.settings
         self.feedback = feedback
+        self.metrics = metrics or Metrics()  # this process's counters (rag.web.metrics)
+        self.lifecycle = lifecycle or Lifecycle(self.settings.shutdown_grace_s)  # warm-up and graceful stop
         # Per client; counted in the shared database when there is one (every app process counts the same tries).
         counts = SharedCounts(feedback.engine) if self.settings.shared_state else MemoryCounts()
+        hit = self.metrics.limit_hit
         # Refused questions for staff: each client adds at most 20 an hour, so a flood cannot push out the rest.
         self.unanswered = unanswered or UnansweredLog(
             feedback.engine, self.settings.question_log_days, embed=components.embedding_model.embed_query,
             limit=RateLimit(20, 3600, "unanswered", counts=counts))
-        self.logins = LoginThrottle(counts=counts)  # wrong admin/staff passwords
-        self.feedback_limit = RateLimit(30, 600, "ratings", counts=counts)
-        self.upload_limit = RateLimit(20, 600, "uploads", counts=counts)  # before the admin password is known
-        self.question_budget = QuestionBudget(self.settings.questions_per_minute, counts=counts)
+        self.logins = LoginThrottle(counts=counts, on_failure=self.metrics.login_failed)  # wrong admin/staff passwords
+        self.feedback_limit = RateLimit(30, 600, "ratings", counts=counts, on_hit=hit)
+        self.upload_limit = RateLimit(20, 600, "uploads", counts=counts, on_hit=hit)  # before the admin password is known
+        self.question_budget = QuestionBudget(self.settings.questions_per_minute, counts=counts, on_hit=hit)
         # The model's turns, round-robin between clients (Gradio lets more questions in than this).
         self.model_turns = FairGate(self.settings.concurrency_limit)
         self.admin = Admin(components)
@@ -140,9 +149,12 @@ class ChatService:
             yield history, gr.skip(), state, ""
             return
         try:
+            if self.lifecycle.draining:
+                raise Draining()
             self.question_budget.take(client)
-        except Exception as exc:  # over budget — or the shared counters' database is down: say so, never a traceback
+        except Exception as exc:  # over budget, restarting — or the shared counters' database is down: say so
             said = str(exc) if isinstance(exc, LimitExceeded) else user_message(exc)
+            self.metrics.failed("rejected" if isinstance(exc, (LimitExceeded, Draining)) else "error")
             history += [{"role": "user", "content": as_text(question)},
                         {"role": "assistant", "content": f"<div class='refusal'>{as_text(said)}</div>"}]
             yield history, gr.skip(), state, ""
@@ -152,28 +164,43 @@ class ChatService:
         turn = state.turns
         yield history, gr.skip(), state, ""
         try:
-            filters = make_filters(docs, start, end)
-            # "Summarize that one" names its article through the conversation (``about``), not a rewrite.
-            page = 0
-            if SHOW_MORE.match(question) and state.last_digest:  # the next page of the last digest
-                standalone, page = state.last_digest[0], state.last_digest[1] + 1
-                whole_article = True
-            else:
-                whole_article = route(question).kind != "answer"
-            # A turn at the model (round-robin between clients); in flight from here, so the background
-            # summariser drops what it is writing (the follow-up rewrite asks the model too).
-            with self.model_turns.turn(client), self.pipeline.in_flight:
-                if not page:
-                    standalone = question if whole_article else rewrite_question(question, state.history,
-                                                                                 self.pipeline.generator.chat_model)
-                yield from self._stream_turn(question, standalone, filters, infer_dates, history, state, turn, base_url,
-                                             client, page)
+            with self.lifecycle.question():  # a stop that begins now lets this answer finish first
+                yield from self._answer_turn(question, history, state, turn, docs, start, end, base_url,
+                                             infer_dates, client)
         except Exception as exc:
+            self.metrics.failed("rejected" if isinstance(exc, Draining) else "error")
             history[-1] = {"role": "assistant", "content": f"<div class='refusal'>{as_text(user_message(exc))}</div>"}
             yield history, sources_html(state.source_turns), state, ""
 
+    def _answer_turn(self, question: str, history: list, state: Session, turn: int, docs, start, end,
+                     base_url: str, infer_dates, client: str):
+        """``respond`` once the question is accepted: routed, rewritten, waited for a turn, answered."""
+        filters = make_filters(docs, start, end)
+        # "Summarize that one" names its article through the conversation (``about``), not a rewrite.
+        page = 0
+        if SHOW_MORE.match(question) and state.last_digest:  # the next page of the last digest
+            standalone, page = state.last_digest[0], state.last_digest[1] + 1
+            whole_article = True
+        else:
+            whole_article = route(question).kind != "answer"
+        # A turn at the model (round-robin between clients); in flight from here, so the background
+        # summariser drops what it is writing (the follow-up rewrite asks the model too).
+        with self.model_turn(client) as waited, self.pipeline.in_flight:
+            if not page:
+                standalone = question if whole_article else rewrite_question(question, state.history,
+                                                                             self.pipeline.generator.chat_model)
+            yield from self._stream_turn(question, standalone, filters, infer_dates, history, state, turn, base_url,
+                                         client, page, waited)
+
+    @contextmanager
+    def model_turn(self, client: str):
+        """A turn at the model (``FairGate``), the wait counted in /metrics; yields the seconds waited."""
+        started = time.perf_counter()
+        with self.model_turns.turn(client, waiting=self.metrics.waiting_for_model()):
+            yield time.perf_counter() - started
+
     def _stream_turn(self, question: str, standalone: str, filters: Filters, infer_dates, history: list,
-                     state: Session, turn: int, base_url: str, client: str, page: int = 0):
+                     state: Session, turn: int, base_url: str, client: str, page: int = 0, waited: float = 0.0):
         """The pipeline's events for one question, as the chat shows them (see ``respond``)."""
         text, articles, shown = "", {}, False  # articles: doc_id -> article text, fetched once per turn
         for event in self.pipeline.stream(standalone, filters, infer_dates, about=state.last_doc_ids, page=page):
@@ -218,6 +245,7 @@ class ChatService:
                 if answer.citations:  # what "it" and "that one" mean in the next question
                     state.last_doc_ids = tuple(dict.fromkeys(c.doc_id for c in answer.citations))
                 self.unanswered.record(answer, client)
+                self.observe(answer, waited)
                 history = state.trim(history)
                 yield history, sources_html(state.source_turns), state, timing_note(answer)
 
@@ -237,14 +265,32 @@ class ChatService:
         try:
             wait = self.question_budget.wait_s(client, take=True)
             if wait > 0:
+                self.metrics.failed("rejected")
                 return {"question": question, "error": too_many_questions(wait), "retry_after_s": round(wait)}
             filters = make_filters(doc_ids, date_from, date_to)
-            with self.model_turns.turn(client):
+            with self.lifecycle.question(), self.model_turn(client) as waited:
                 answer = self.pipeline.ask(question, filters)
             self.unanswered.record(answer, client)
+            self.observe(answer, waited)
             return answer.to_json()
         except Exception as exc:
+            self.metrics.failed("rejected" if isinstance(exc, Draining) else "error")
             return {"question": question, "error": user_message(exc)}
+
+    def observe(self, answer: Answer, waited: float) -> None:
+        """An answered (or refused) question, for /metrics and the log: latencies and kinds; its text
+        only with RAG_LOG_QUESTIONS (personal data redacted)."""
+        self.metrics.answered(answer, waited)
+        t = answer.timings
+        fields = {"outcome": outcome_of(answer), "kind": answer.kind, "refusal_kind": answer.refusal_kind or "",
+                  "retrieve_s": round(t.get("retrieve_ms", 0) / 1000, 3),
+                  "first_token_s": round(t.get("first_token_ms", 0) / 1000, 3),
+                  "total_s": round(t.get("total_ms", 0) / 1000, 3), "queue_wait_s": round(waited, 3),
+                  "citations": len(answer.citations), "llm": answer.llm}
+        if self.settings.log_questions:
+            fields["question"] = redact_personal(answer.question)[:500]
+        log_event(event_log, "question", "question %s (%s) in %.1f s, first words after %.1f s", fields["outcome"],
+                  answer.kind, fields["total_s"], fields["first_token_s"], **fields)
 
 
 
@@ -270,7 +316,7 @@ def make_filters(doc_ids, date_from: str, date_to: str) -> Filters:
 
 def user_message(exc: Exception) -> str:
     """A readable sentence for the chat: never a traceback, never a secret."""
-    if isinstance(exc, QuestionError):
+    if isinstance(exc, (QuestionError, Draining)):
         return str(exc)[:500]
     if isinstance(exc, StoreError):  # its message names paths and hosts: for the log only
         log.error("the index failed: %s", exc)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from rag.web.lifecycle import RESTARTING
 from rag.web.limits import LimitExceeded, RateLimit, client_key, too_many_questions
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def parse_proxies(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
 class RequestGuard:
     def __init__(self, app, *, uploads_enabled: bool, upload_limit: RateLimit, max_body_bytes: int,
                  max_upload_bytes: int, served_files: Path, trusted_proxies: str = "", db_wait_s: float = 5.0,
-                 question_budget=None) -> None:
+                 question_budget=None, draining=lambda: False) -> None:
         self.app = app
         self.uploads_enabled = uploads_enabled
         self.upload_limit = upload_limit
@@ -80,6 +81,7 @@ class RequestGuard:
         self.trusted_proxies = parse_proxies(trusted_proxies)
         self.db_wait_s = db_wait_s  # longest a request waits for the database (RAG_DB_READER_WAIT_S)
         self.question_budget = question_budget  # rag.web.limits.QuestionBudget: spent by the app, looked at here
+        self.draining = draining  # True once a graceful stop began (rag.web.lifecycle)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -102,6 +104,8 @@ class RequestGuard:
                 log.warning("the upload limit could not be checked: %s", type(exc).__name__)
                 return await refuse(send, 503, "the database is not answering right now; please try again in a moment")
             return await self.capped(scope, receive, send, self.max_upload_bytes)
+        if self.draining() and _QUESTION_API.search(scope["path"]):  # a restart: ask another machine, or again soon
+            return await refuse(send, 503, RESTARTING, retry_after=5)
         if self.question_budget is not None and _QUESTION_API.search(scope["path"]):
             # An API client over its question budget is told so with 429 before anything is queued
             # (the app spends the budget; the chat in a browser says it in the conversation).

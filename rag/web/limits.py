@@ -17,13 +17,14 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from rag.db import lock_key, migrate
+from rag.logs import event_log, log_event
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +221,12 @@ class LoginThrottle:
     try made sooner is refused without checking the password. Failures are logged, passwords never."""
 
     def __init__(self, free: int = 5, base_s: float = 2.0, max_wait_s: float = 900.0,
-                 clock: Callable[[], float] | None = None, counts: Counts | None = None) -> None:
+                 clock: Callable[[], float] | None = None, counts: Counts | None = None,
+                 on_failure: Callable[[str], None] = lambda role: None) -> None:
         self.free, self.base_s, self.max_wait_s = free, base_s, max_wait_s
         self.counts = counts or MemoryCounts()
         self.clock = clock or self.counts.clock
+        self.on_failure = on_failure  # rag.web.metrics counts them
 
     def wait_s(self, client: str) -> float:
         """Seconds this client must still wait before its next try (0 = may try now)."""
@@ -235,11 +238,14 @@ class LoginThrottle:
 
     def check(self, client: str) -> None:
         if (wait := self.wait_s(client)) > 0:
+            limit_hit("logins", client)
             raise LimitExceeded(f"too many wrong passwords; try again in {wait:.0f} s")
 
     def failed(self, client: str, role: str) -> None:
         count = self.counts.add_failure(client, self.clock())
-        log.warning("wrong %s password from %s (%d in a row)", role, client, count)
+        log_event(event_log, "login_failed", "wrong %s password from %s (%d in a row)", role, client, count,
+                  level=logging.WARNING, role=role, client=client, failures=count)
+        self.on_failure(role)
 
     def succeeded(self, client: str) -> None:
         self.counts.clear_failures(client)
@@ -249,14 +255,17 @@ class RateLimit:
     """At most ``limit`` actions per client in any ``window_s`` seconds."""
 
     def __init__(self, limit: int, window_s: float, what: str, clock: Callable[[], float] | None = None,
-                 counts: Counts | None = None) -> None:
+                 counts: Counts | None = None, on_hit: Callable[[str], None] = lambda what: None) -> None:
         self.limit, self.window_s, self.what = limit, window_s, what
         self.counts = counts or MemoryCounts()
         self.clock = clock or self.counts.clock
+        self.on_hit = on_hit  # rag.web.metrics counts them
 
     def take(self, client: str) -> None:
         wait = self.counts.take(self.what, client, self.clock(), self.window_s, self.limit)
         if wait > 0:
+            limit_hit(self.what, client)
+            self.on_hit(self.what)
             raise LimitExceeded(f"too many {self.what}; try again in {wait:.0f} s")
 
 
@@ -264,20 +273,31 @@ class QuestionBudget:
     """Questions per client: a token bucket of ``per_minute`` tokens (a burst of that many, then one
     every 60/``per_minute`` s). ``per_minute`` 0: no limit."""
 
-    def __init__(self, per_minute: int, counts: Counts | None = None, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, per_minute: int, counts: Counts | None = None, clock: Callable[[], float] | None = None,
+                 on_hit: Callable[[str], None] = lambda what: None) -> None:
         self.per_minute = per_minute
         self.counts = counts or MemoryCounts()
         self.clock = clock or self.counts.clock
+        self.on_hit = on_hit
 
     def wait_s(self, client: str, *, take: bool) -> float:
         """0.0 when the client may ask now (and, with ``take``, the question is counted); else seconds to wait."""
         if self.per_minute <= 0:
             return 0.0
-        return self.counts.bucket("questions", client, self.clock(), self.per_minute / 60.0, float(self.per_minute), take)
+        wait = self.counts.bucket("questions", client, self.clock(), self.per_minute / 60.0, float(self.per_minute), take)
+        if wait > 0:
+            limit_hit("questions", client)
+            self.on_hit("questions")
+        return wait
 
     def take(self, client: str) -> None:
         if (wait := self.wait_s(client, take=True)) > 0:
             raise LimitExceeded(too_many_questions(wait))
+
+
+def limit_hit(what: str, client: str) -> None:
+    log_event(event_log, "limit_hit", "limit on %s reached by %s", what, client, level=logging.WARNING,
+              limit=what, client=client)
 
 
 def too_many_questions(wait_s: float) -> str:
@@ -297,9 +317,11 @@ class FairGate:
         self._lock = threading.Condition()
 
     @contextmanager
-    def turn(self, client: str) -> Iterator[None]:
-        """Hold one of the model's slots for the ``with`` block, when it is ``client``'s turn."""
-        self._acquire(client)
+    def turn(self, client: str, waiting: AbstractContextManager = nullcontext()) -> Iterator[None]:
+        """Hold one of the model's slots for the ``with`` block, when it is ``client``'s turn.
+        ``waiting`` is entered for the wait alone (``rag.web.metrics`` counts who is waiting)."""
+        with waiting:
+            self._acquire(client)
         try:
             yield
         finally:

@@ -231,6 +231,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             except LimitExceeded as exc:
                 return state, as_text(str(exc).capitalize()) + "."
             rating = 1 if data.liked else -1
+            service.metrics.feedback.labels("up" if rating > 0 else "down").inc()
             state.last_feedback_id = service.feedback.record(  # one row per answer: a new rating replaces it
                 answer_from_json(answer), rating=rating, settings=service.settings.public())
             return state, "Thanks — feedback saved." + (" Add a comment below if you like." if rating < 0 else "")
