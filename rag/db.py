@@ -107,8 +107,7 @@ def migrate(engine: Engine, store: str, migrations: Sequence[Migration]) -> None
     with engine.begin() as db:
         if engine.dialect.name == "postgresql":
             db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("rag-migrations")})
-        db.execute(text("CREATE TABLE IF NOT EXISTS schema_migrations (store VARCHAR(100) NOT NULL, "
-                        "number INTEGER NOT NULL, applied_at VARCHAR(40) NOT NULL, PRIMARY KEY (store, number))"))
+        create_migrations_table(db)
         _adopt_single_store_history(db, store)
         done = {row[0] for row in db.execute(text("SELECT number FROM schema_migrations WHERE store = :s"),
                                              {"s": store})}
@@ -122,6 +121,12 @@ def migrate(engine: Engine, store: str, migrations: Sequence[Migration]) -> None
             else:
                 step(db)
             db.execute(text("INSERT INTO schema_migrations VALUES (:s, :n, :at)"), {"s": store, "n": number, "at": now()})
+
+
+def create_migrations_table(db: Connection) -> None:
+    """``schema_migrations``: which numbered migrations each store has had (see ``migrate``)."""
+    db.execute(text("CREATE TABLE IF NOT EXISTS schema_migrations (store VARCHAR(100) NOT NULL, "
+                    "number INTEGER NOT NULL, applied_at VARCHAR(40) NOT NULL, PRIMARY KEY (store, number))"))
 
 
 def _adopt_single_store_history(db: Connection, store: str) -> None:

@@ -199,6 +199,39 @@ def test_a_question_right_after_a_large_batch_never_crashes_on_the_stale_cached_
     assert index.search("export controls", 5)  # fresh frequencies beyond the cached size: no crash
 
 
+def test_a_reader_opens_the_word_index_at_once_while_an_indexer_holds_a_batch_open(postgres):
+    """Issue 33 item 5(b): opening an index whose schema is current ran CREATE INDEX IF NOT EXISTS and
+    CREATE OR REPLACE TRIGGER, whose table locks queue behind an indexer's open batch (until
+    lock_timeout: 5 s, then an error). Now a current schema is read, not re-made."""
+    import threading
+
+    ids, texts, metas = _chunks()
+    engine = engine_for(postgres.new_database("ddl_wait"))
+    open_lexical_index(engine, "chroma/articles").add(ids[:3], texts[:3], metas[:3])
+    batch_open, release = threading.Event(), threading.Event()
+
+    def indexer() -> None:  # a batch written, its transaction not yet committed
+        with engine.begin() as db:
+            db.execute(text(PostgresLexicalIndex._INSERT.format(t="lexical_chroma_articles")),
+                       [{"chunk_id": i, "doc_id": m["doc_id"], "date_num": m["date_num"], "body": b, "words": 5}
+                        for i, b, m in zip(ids[3:], texts[3:], metas[3:], strict=True)])
+            batch_open.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=indexer)
+    writer.start()
+    try:
+        assert batch_open.wait(10)
+        started = time.perf_counter()
+        reader = open_lexical_index(engine, "chroma/articles")  # another connection of the pool
+        opened_s = time.perf_counter() - started
+        assert reader.search("export controls", 5), "it searches what is committed"
+    finally:
+        release.set()
+        writer.join()
+    assert opened_s < 1.0, f"the reader waited {opened_s:.1f} s for the indexer's batch"
+
+
 def test_a_postgres_lexical_index_of_the_first_release_is_upgraded_in_place(postgres):
     """The first release searched a GIN index over tsv and kept no postings or totals: opening it
     adds them, filled from the chunks already there, and searches as a fresh index does."""
@@ -220,6 +253,7 @@ def test_a_postgres_lexical_index_of_the_first_release_is_upgraded_in_place(post
                     "w": [len(lexical_module._WORD.findall(b)) for b in texts]})
         db.execute(text(f"DELETE FROM {t}_terms"))
         db.execute(text(f"INSERT INTO {t}_terms SELECT u.lexeme, count(*) FROM {t}_chunks, unnest(tsv) AS u GROUP BY 1"))
+        db.execute(text("DELETE FROM schema_migrations WHERE store LIKE 'lexical/%'"))  # the first release kept none
     upgraded = open_lexical_index(engine_for(url), "chroma/articles")
     assert_statistics_recount(upgraded)
     with upgraded.engine.connect() as db:

@@ -43,7 +43,7 @@ import Stemmer
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from rag.db import lock_key
+from rag.db import create_migrations_table, lock_key, now
 
 # In collections of LARGE chunks or more, a question searches only its MAX_TERMS rarest words, and
 # none found in more than MAX_DF of the chunks (smaller collections search every word).
@@ -51,6 +51,9 @@ LARGE = 20_000
 MAX_TERMS = 8
 MAX_DF = 0.10
 K1, B = 1.2, 0.75  # BM25's parameters, FTS5's defaults
+# The word index's tables, columns, indexes and triggers as ``_ensure_tables`` makes them: raise this
+# whenever that changes, so that existing indexes run it again once (and only then).
+SCHEMA_VERSION = 1
 CONFIG = "rag_english"  # PostgreSQL's text search configuration (see PostgresLexicalIndex)
 _PORTER = Stemmer.Stemmer("porter")  # the algorithm of FTS5's porter tokenizer: vocabulary look-ups agree
 _WORD = re.compile(r"\w+")
@@ -99,7 +102,27 @@ class LexicalIndex:
         self.engine = engine
         self.t = table_prefix(namespace)
         self._count: tuple[float, int, float] = (0.0, 0, 0.0)  # (when counted, chunks, mean words): refreshed every few seconds
-        self._ensure_tables()
+        # DDL only when the schema is not current: even "IF NOT EXISTS" DDL takes table locks that
+        # queue behind an indexer's open batch, and a reader's start must never wait for one.
+        if not self._schema_current():
+            self._ensure_tables()
+            self._mark_schema_current()
+
+    def _schema_current(self) -> bool:
+        """Read-only: no lock an indexer holds stands in its way."""
+        try:
+            with self.engine.connect() as db:
+                return db.execute(text("SELECT 1 FROM schema_migrations WHERE store = :s AND number = :n"),
+                                  {"s": f"lexical/{self.t}", "n": SCHEMA_VERSION}).first() is not None
+        except Exception:  # no schema_migrations table yet: a new database
+            return False
+
+    def _mark_schema_current(self) -> None:
+        with self.engine.begin() as db:
+            create_migrations_table(db)
+            db.execute(text("DELETE FROM schema_migrations WHERE store = :s"), {"s": f"lexical/{self.t}"})
+            db.execute(text("INSERT INTO schema_migrations VALUES (:s, :n, :at)"),
+                       {"s": f"lexical/{self.t}", "n": SCHEMA_VERSION, "at": now()})
 
     def _ensure_tables(self) -> None:
         raise NotImplementedError
