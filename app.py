@@ -46,8 +46,9 @@ def main() -> None:
     log.info("serving on http://%s:%d", settings.host, settings.port)
     # proxy_headers=False: uvicorn would otherwise believe any loopback peer's X-Forwarded-For;
     # rag.web.guard reads it only from the proxies RAG_TRUSTED_PROXIES names, and validates it.
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", proxy_headers=False,
-                            timeout_graceful_shutdown=5)  # after the drain: open event streams must not hold a stop
+    # log_config=None: uvicorn's lines go through our handler (JSON with RAG_LOG_FORMAT=json, redacted).
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, log_level="warning",
+                            proxy_headers=False, timeout_graceful_shutdown=5)  # after the drain: idle streams must not hold a stop
     GracefulServer(config, service.lifecycle).run()
 
 

@@ -19,7 +19,7 @@ from rag.redact import redact_logs
 event_log = logging.getLogger("rag.events")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-NOISY = ("httpx", "chromadb", "sentence_transformers", "transformers", "bm25s")
+NOISY = ("httpx", "httpx2", "chromadb", "sentence_transformers", "transformers", "bm25s")
 
 
 def setup_logging(log_format: str = "text", level: int = logging.INFO, stream=None) -> None:

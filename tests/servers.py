@@ -37,15 +37,23 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.server.delay_s)
         self.wfile.write(b"data: [DONE]\n\n")
 
+    def do_GET(self):  # noqa: N802 — GET /models: what a readiness probe asks (rag.health.server_check)
+        payload = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+        self.send_response(200 if self.path.rstrip("/").endswith("/models") else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def log_message(self, *args):
         pass
 
 
 @contextlib.contextmanager
-def serving(handler: type[BaseHTTPRequestHandler], address: str = "127.0.0.1", **attributes):
+def serving(handler: type[BaseHTTPRequestHandler], address: str = "127.0.0.1", port: int = 0, **attributes):
     """A threaded HTTP server on ``address`` (a free port) for the test's duration; ``attributes``
     are set on it for the handler to read (``self.server.…``), and ``.requests`` starts empty."""
-    server = ThreadingHTTPServer((address, 0), handler)
+    server = ThreadingHTTPServer((address, port), handler)
     server.daemon_threads = True
     server.requests = []
     for name, value in attributes.items():
@@ -59,9 +67,9 @@ def serving(handler: type[BaseHTTPRequestHandler], address: str = "127.0.0.1", *
 
 
 @contextlib.contextmanager
-def fake_llm_server(reply: str, delay_s: float = 0.25):
+def fake_llm_server(reply: str, delay_s: float = 0.25, port: int = 0):
     """Yields the server (``.url`` is its ``/v1`` base, ``.requests`` what it was sent, ``.reply`` settable)."""
-    with serving(_Handler, reply=reply, delay_s=delay_s) as server:
+    with serving(_Handler, port=port, reply=reply, delay_s=delay_s) as server:
         server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
         yield server
 

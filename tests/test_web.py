@@ -38,31 +38,36 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def start_app(env: dict):
-    """Index the shipped corpus into env's data dir, run app.py, yield its URL, stop it. Every test
-    client is 127.0.0.1: the per-client question budget is off unless the test sets one."""
+def start_app(env: dict, *, index: bool = True, ready: bool = True, process_out: list | None = None):
+    """Index the shipped corpus into env's data dir, run app.py, yield its URL once ``/readyz`` says
+    it can answer (``ready=False``: once it serves at all), stop it. Every test client is 127.0.0.1:
+    the per-client question budget is off unless the test sets one. ``process_out``: gets the process."""
     env = {"RAG_QUESTIONS_PER_MINUTE": "0", **env}
     data_dir = Path(env["RAG_DATA_DIR"])
-    subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True,
-                   capture_output=True, timeout=300)
+    if index:
+        subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True,
+                       capture_output=True, timeout=300)
     data_dir.mkdir(parents=True, exist_ok=True)  # with shared state, indexing writes nothing here
     log = (data_dir / "app.log").open("w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if process_out is not None:
+        process_out.append(process)
     url = f"http://127.0.0.1:{env['RAG_PORT']}/"
     try:
         deadline = time.time() + 180
         while True:
             try:
-                urllib.request.urlopen(url, timeout=2)
+                urllib.request.urlopen(url + ("readyz" if ready else ""), timeout=2)
                 break
             except OSError:
                 if process.poll() is not None or time.time() > deadline:
                     pytest.fail(f"app did not start: {(data_dir / 'app.log').read_text()[-2000:]}")
-                time.sleep(1)
+                time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")

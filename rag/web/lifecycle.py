@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -116,6 +117,9 @@ class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
         super().__init__(config)
         self.lifecycle = lifecycle
+        # Once the answers are done, what is still open is idle event streams (a browser's, a
+        # client's heartbeat): uvicorn cancels them after its own grace and logs each as a traceback.
+        logging.getLogger("uvicorn.error").addFilter(_not_cancelled_streams)
 
     def handle_exit(self, sig: int, frame) -> None:
         if sig == signal.SIGTERM and not self.lifecycle.draining:
@@ -137,3 +141,9 @@ class GracefulServer(uvicorn.Server):
             log.warning("%d answers still in flight after %.0f s; stopping anyway",
                         self.lifecycle.in_flight, self.lifecycle.grace_s)
         self.should_exit = True
+
+
+def _not_cancelled_streams(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's "Exception in ASGI application" for a stream it cancelled while stopping."""
+    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
