@@ -166,3 +166,39 @@ def test_postgres_restarting_gives_readers_a_clear_message_then_answers_resume(s
         finally:
             postgres.start()
         assert "Kimi" in client.predict(KIMI_QUESTION, api_name="/ask")["answer"], "answers resume, no restart"
+
+
+def test_an_upload_through_one_machine_is_reindexed_viewed_and_removed_through_another(servers, tmp_path,
+                                                                                       embedding_model):
+    """Issue 33 item 5(d): the Admin tab's uploads live in the shared records database, each machine's
+    RAG_DATA_DIR/uploads only a working copy."""
+    from rag.components import Components
+    from rag.ingest.store import article_text
+    from rag.settings import Settings
+    from rag.web.admin import Admin
+
+    password = "a long admin password"
+
+    def machine_admin(name: str) -> Admin:
+        settings = Settings(data_dir=tmp_path / name, corpus_dir=REPO / "corpus", llm="extractive",
+                            chroma_host="127.0.0.1", chroma_port=int(servers["RAG_CHROMA_PORT"]),
+                            admin_password=password, collection="uploads_test", _env_file=None,
+                            RAG_RECORD_DB_URL=servers["RAG_RECORD_DB_URL"])
+        return Admin(Components(settings, embedding_model=embedding_model))
+
+    a, b = machine_admin("a"), machine_admin("b")
+    upload = tmp_path / "field-notes.md"
+    upload.write_text("# Field notes\n\nThe lighthouse keeper counted 4,711 ships in the winter of 2024.\n")
+    assert a.index(password, [str(upload)], "").added == ["field-notes"]
+
+    assert "4,711 ships" in article_text(b.components.store(), "field-notes")[1], "viewable from B"
+    summary = b.reindex_all(password)
+    assert "field-notes" in summary.unchanged + summary.updated and not summary.failed, summary
+    assert (b.uploads / "field-notes.md").read_text() == upload.read_text(), "B has its working copy"
+
+    assert b.remove(password, ["field-notes"])["field-notes"] > 0
+    assert article_text(a.components.store(), "field-notes")[1] == ""
+    again = a.reindex_all(password)  # A still had its own copy: it must not bring the article back
+    assert "field-notes" not in again.added + again.updated + again.unchanged, again
+    assert not (a.uploads / "field-notes.md").exists()
+    assert a.stored_uploads.names() == {}

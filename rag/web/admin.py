@@ -1,17 +1,20 @@
 """Operators' actions for the web app's Admin tab: the same indexing code as the CLI, behind a password.
 
 Uploads are checked before anything is written: only article types, under the size limit, with
-names reduced to a safe file name (no ``../``), stored under ``RAG_DATA_DIR/uploads``.
+names reduced to a safe file name (no ``../``). They are kept in the records database
+(``rag.ingest.uploads``: on several machines, every machine can re-index and remove them) with a
+working copy under ``RAG_DATA_DIR/uploads`` that indexing reads.
 """
 
 from __future__ import annotations
 
 import hmac
-import shutil
+from functools import cached_property
 from pathlib import Path
 
 from rag.ingest.index import IndexSummary, list_articles, open_record_manager, remove_articles, run_indexing
 from rag.ingest.load import SUPPORTED_SUFFIXES, is_url, safe_doc_id
+from rag.ingest.uploads import UploadStore
 
 
 class AdminError(Exception):
@@ -44,6 +47,11 @@ class Admin:
         self.components = components
         self.settings = components.settings
         self.uploads = self.settings.data_dir / "uploads"
+
+    @cached_property
+    def stored_uploads(self) -> UploadStore:
+        records = open_record_manager(self.settings)
+        return UploadStore(records.engine, records.namespace)
 
     @property
     def enabled(self) -> bool:
@@ -85,9 +93,13 @@ class Admin:
             if source.stat().st_size > limit:
                 raise AdminError(f"{name}: larger than {self.settings.max_upload_mb} MB")
             target = self.uploads / f"{safe_doc_id(Path(name).stem)}{suffix}"
+            data = source.read_bytes()
+            if not accepted:  # this machine's folder becomes the database's working copy first
+                self.stored_uploads.sync(self.uploads)
+            self.stored_uploads.put(target.name, data)  # every machine's from here
             self.uploads.mkdir(parents=True, exist_ok=True)
             target.unlink(missing_ok=True)  # a link planted under that name is replaced, never written through
-            shutil.copyfile(source, target)
+            target.write_bytes(data)
             accepted.append(str(target))
         return accepted
 
@@ -108,7 +120,9 @@ class Admin:
     def reindex_all(self, password: str, progress=None) -> IndexSummary:
         """Re-index the corpus folder and every upload (unchanged articles are skipped)."""
         self.check(password)
-        sources = [str(self.settings.corpus_dir)] + ([str(self.uploads)] if self.uploads.exists() else [])
+        self.stored_uploads.sync(self.uploads)  # uploads made (or removed) through other machines too
+        has_uploads = any(not path.name.startswith(".") for path in self.uploads.iterdir())
+        sources = [str(self.settings.corpus_dir)] + ([str(self.uploads)] if has_uploads else [])
         return run_indexing(self.components, sources, progress=progress)
 
     def sources(self, password: str) -> list[dict]:
@@ -144,18 +158,22 @@ class Admin:
             raise AdminError("no such article: " + ", ".join(repr(d[:80]) for d in unknown[:5]))
         with indexer_lock(self.settings, wait=False):
             removed = remove_articles(doc_ids, store=self.components.store(), record_manager=record_manager)
-        for doc_id in doc_ids:  # an uploaded file would come back on the next re-index
+        for doc_id in doc_ids:  # an uploaded file would come back on the next re-index (on any machine)
+            self.stored_uploads.forget([name for name in self.stored_uploads.names() if Path(name).stem == doc_id])
             for upload in uploads.get(doc_id, []):
-                upload.unlink()
+                upload.unlink(missing_ok=True)
         return removed
 
     def _uploads_by_id(self) -> dict[str, list[Path]]:
-        """Files directly inside the uploads folder (symlinks leading out of it excluded), by doc id."""
-        if not self.uploads.is_dir():
-            return {}
-        root = self.uploads.resolve()
+        """Uploads by doc id: the stored ones (wherever uploaded) and the files directly inside this
+        machine's uploads folder (symlinks leading out of it excluded)."""
         found: dict[str, list[Path]] = {}
+        for name in self.stored_uploads.names():
+            found.setdefault(Path(name).stem, [])
+        if not self.uploads.is_dir():
+            return found
+        root = self.uploads.resolve()
         for path in self.uploads.iterdir():
-            if path.is_file() and path.resolve().parent == root:
+            if path.is_file() and not path.name.startswith(".") and path.resolve().parent == root:
                 found.setdefault(path.stem, []).append(path)
         return found
