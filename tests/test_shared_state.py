@@ -443,3 +443,24 @@ def test_the_app_says_clearly_when_its_state_database_is_down(tmp_path):
     assert done.returncode != 0
     assert "the state database at 127.0.0.1:" in done.stderr and "fix RAG_RECORD_DB_URL" in done.stderr
     assert "hunter2" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_date_filtered_postgres_search_ranked_unfiltered_first_equals_the_filtered_ranking(postgres, monkeypatch):
+    """Issue 33 item 5(c): a date filter is applied to the best POST_FILTER × k chunks ranked without
+    it when k of them pass — the same chunks and scores the filtered ranking gives — and falls back to
+    the filtered ranking when too few pass."""
+    ids, texts, metas = _chunks()
+    index = open_lexical_index(engine_for(postgres.new_database("post_filter")), "chroma/articles")
+    index.add(ids, texts, metas)
+    cases = [(question, spec) for question in ("export controls on chips", "model capabilities", "the directive")
+             for spec in ({"date_from": 20250102}, {"date_from": 20250103, "date_to": 20250103}, {"date_to": 20250101})]
+    quick = [index.search(question, 5, **spec) for question, spec in cases]
+    assert sum(len(found) == 5 for found in quick) >= 3, "some searches take the quick path"
+    monkeypatch.setattr(lexical_module, "POST_FILTER", 0)  # never enough: always the filtered ranking
+    assert quick == [index.search(question, 5, **spec) for question, spec in cases]
+    with index.engine.connect() as db:
+        for (question, spec), found in zip(cases, quick, strict=True):
+            allowed = {row[0] for row in db.execute(text(
+                "SELECT chunk_id FROM lexical_chroma_articles_chunks WHERE date_num >= :f AND date_num <= :t"),
+                {"f": spec.get("date_from", 1), "t": spec.get("date_to", 99999999)})}
+            assert {chunk for chunk, _ in found} <= allowed, (question, spec)

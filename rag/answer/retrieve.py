@@ -28,6 +28,7 @@ from rag.schema import Passage
 RRF_K = 60
 MAX_ALLOWED_IDS = 50_000  # a filter allowing more chunks is applied to an over-fetched search
 OVERFETCH_MAX = 2_000
+COUNT_CAP = 1_000_000  # a filter's allowed chunks are counted up to this many
 Mode = Literal["hybrid", "dense", "bm25"]
 
 
@@ -138,12 +139,14 @@ class HybridRetriever(BaseRetriever):
         if isinstance(self.lexical, NoLexicalIndex):  # no SQL catalogue: Chroma's metadata filter
             return store.similarity_search_with_score(query, k=self.fetch_k, filter=filters.chroma_where())
         conditions = filters.sql_conditions()
-        allowed = self.lexical.matching_ids(MAX_ALLOWED_IDS + 1, **conditions)
-        if not allowed:
+        # Counted first (no ids travel): the over-fetch is sized by the share the filter allows.
+        count = self.lexical.count_matching(COUNT_CAP, **conditions)
+        if not count:
             return []
-        if len(allowed) <= MAX_ALLOWED_IDS:
+        if count <= MAX_ALLOWED_IDS:
+            allowed = self.lexical.matching_ids(MAX_ALLOWED_IDS, **conditions)
             return store.similarity_search_with_score(query, k=self.fetch_k, ids=allowed)
-        share = MAX_ALLOWED_IDS / max(self.lexical.size(), 1)  # at least this share of chunks is allowed
+        share = min(1.0, count / max(self.lexical.size(), 1))  # at least this share of chunks is allowed
         hits = store.similarity_search_with_score(query, k=min(OVERFETCH_MAX, math.ceil(3 * self.fetch_k / share)))
         keep = self.lexical.allowed([doc.id for doc, _ in hits], **conditions)
         return [(doc, distance) for doc, distance in hits if doc.id in keep][:self.fetch_k]

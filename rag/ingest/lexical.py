@@ -54,6 +54,7 @@ K1, B = 1.2, 0.75  # BM25's parameters, FTS5's defaults
 # The word index's tables, columns, indexes and triggers as ``_ensure_tables`` makes them: raise this
 # whenever that changes, so that existing indexes run it again once (and only then).
 SCHEMA_VERSION = 1
+POST_FILTER = 20  # a date-filtered BM25 first ranks this many times k unfiltered (PostgreSQL)
 CONFIG = "rag_english"  # PostgreSQL's text search configuration (see PostgresLexicalIndex)
 _PORTER = Stemmer.Stemmer("porter")  # the algorithm of FTS5's porter tokenizer: vocabulary look-ups agree
 _WORD = re.compile(r"\w+")
@@ -213,6 +214,14 @@ class LexicalIndex:
     def _ranked(self, db: Connection, terms: dict[str, tuple[str, int]], k: int, conditions: list[str],
                 params: dict) -> list[tuple[str, float]]:
         raise NotImplementedError
+
+    def count_matching(self, cap: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0, date_to: int = 0) -> int:
+        """How many chunks a filter allows, counted up to ``cap`` (an index-only count: no ids travel)."""
+        conditions, params = _filter_sql(doc_ids, date_from, date_to)
+        sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self.t}_chunks AS c WHERE {' AND '.join(conditions) or '1=1'} "
+               f"LIMIT :cap) AS allowed")
+        with self.engine.connect() as db:
+            return int(db.execute(text(sql), {**params, "cap": cap}).scalar() or 0)
 
     def matching_ids(self, limit: int, *, doc_ids: tuple[str, ...] = (), date_from: int = 0,
                      date_to: int = 0) -> list[str]:
@@ -381,18 +390,31 @@ class PostgresLexicalIndex(LexicalIndex):
         # term may be in more chunks than the cached size counts. Never a log of a negative number.
         size = max([size, *frequency.values()])
         idf = [max(1e-6, math.log((size - df + 0.5) / (df + 0.5))) for df in frequency.values()]  # FTS5's IDF
+        values = {**params, "lexemes": list(frequency), "idf": idf, "mean_words": max(mean_words, 1.0), "k": k}
+        if conditions and not any(condition.startswith("c.doc_id") for condition in conditions):
+            # A date filter usually allows a large share of the chunks: rank without it (postings
+            # only), keep the allowed among the best POST_FILTER × k. If k of them are allowed, they
+            # are exactly the filtered top k (a filter does not change a chunk's score); else the
+            # filtered ranking below, which joins every posting to its chunk row.
+            rows = db.execute(text(self._ranking_sql(f"LIMIT {POST_FILTER} * :k", conditions)), values).fetchall()
+            if len(rows) >= k:
+                return [(row[0], float(row[1])) for row in rows[:k]]
         # Filters need the chunk's row; an unfiltered question reads postings only, then names the best k.
         allowed = f"JOIN {self.t}_chunks AS c ON c.id = p.chunk WHERE {' AND '.join(conditions)} " if conditions else ""
-        sql = (f"WITH q AS (SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:idf AS float8[])) AS q(term, idf)), "
-               f"best AS (SELECT p.chunk, sum(q.idf * p.tf * {K1 + 1} / "
-               f"(p.tf + {K1} * (1 - {B} + {B} * p.words / :mean_words))) AS score "
-               f"FROM q JOIN {self.t}_postings AS p ON p.term = q.term {allowed}"
-               f"GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT :k) "
-               f"SELECT c.chunk_id, best.score FROM best JOIN {self.t}_chunks AS c ON c.id = best.chunk "
-               f"ORDER BY best.score DESC, best.chunk")
-        rows = db.execute(text(sql), {**params, "lexemes": list(frequency), "idf": idf,
-                                      "mean_words": max(mean_words, 1.0), "k": k})
+        rows = db.execute(text(self._ranking_sql("LIMIT :k", [], allowed)), values)
         return [(row[0], float(row[1])) for row in rows]
+
+    def _ranking_sql(self, limit: str, after: list[str], allowed: str = "") -> str:
+        """BM25 summed over the question's postings (``allowed``: a join that filters them first), the
+        best chunks by ``limit``, named — and filtered by ``after`` — from their chunk rows."""
+        where = f"WHERE {' AND '.join(after)} " if after else ""
+        return (f"WITH q AS (SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:idf AS float8[])) AS q(term, idf)), "
+                f"best AS (SELECT p.chunk, sum(q.idf * p.tf * {K1 + 1} / "
+                f"(p.tf + {K1} * (1 - {B} + {B} * p.words / :mean_words))) AS score "
+                f"FROM q JOIN {self.t}_postings AS p ON p.term = q.term {allowed}"
+                f"GROUP BY p.chunk ORDER BY score DESC, p.chunk {limit}) "
+                f"SELECT c.chunk_id, best.score FROM best JOIN {self.t}_chunks AS c ON c.id = best.chunk {where}"
+                f"ORDER BY best.score DESC, best.chunk LIMIT :k")
 
 
 def _filter_sql(doc_ids: tuple[str, ...], date_from: int, date_to: int) -> tuple[list[str], dict]:
@@ -440,7 +462,7 @@ class NoLexicalIndex:
     def search(self, *args, **kwargs):
         raise LexicalIndexError(self.reason)
 
-    matching_ids = allowed = search
+    matching_ids = allowed = count_matching = search
 
 
 def open_lexical_index(engine: Engine, namespace: str) -> LexicalIndex | NoLexicalIndex:
