@@ -124,11 +124,13 @@ def index_check(components) -> Callable[[], str]:
     """The index opens and the vector store answers (the embedded store or the Chroma server)."""
 
     def check() -> str:
-        from rag.ingest.store import StoreError
+        from rag.ingest.store import IndexMismatchError, StoreError
 
         try:
             with components.live_store().reading() as store:
                 chunks = store._collection.count()
+        except IndexMismatchError:
+            raise NotReady("the index was built with another embedding model: python -m rag index --rebuild") from None
         except StoreError as exc:
             if "no index yet" in str(exc):
                 raise NotReady("no index yet: run python -m rag index") from None
