@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("text", level)
     try:
         settings = Settings(**dict(parse_overrides(args.set + getattr(args, "local_set", []))))
-        if settings.log_format != "text":
+        if settings.log_format != "text":  # a log collector wants the events (an indexing run's) whatever -v says
             setup_logging(settings.log_format, level)
+            logging.getLogger("rag.events").setLevel(logging.INFO)
         return args.handler(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

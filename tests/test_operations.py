@@ -205,8 +205,11 @@ def test_doctor_says_what_is_not_ready_and_exits_non_zero(tmp_path):
 
     code, report = doctor()
     assert code == 1 and not report["ready"] and "no index yet" in report["checks"]["index"]["detail"]
-    subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env=env, check=True, capture_output=True,
-                   timeout=300)
+    indexed = subprocess.run([sys.executable, "-m", "rag", "index", "corpus"], cwd=REPO, env={**env, "RAG_LOG_FORMAT": "json"},
+                             check=True, capture_output=True, text=True, timeout=300)
+    events = [json.loads(line) for line in indexed.stderr.splitlines() if line.startswith("{")]
+    [run] = [e for e in events if e.get("event") == "indexing_run"]
+    assert run["finished"] is True and run["added"] == 1 and run["failed_sources"] == 0
     code, report = doctor()
     assert code == 0 and report["ready"], report
     assert report["checks"]["words"]["detail"] == report["checks"]["index"]["detail"]
