@@ -274,3 +274,88 @@ def test_two_app_processes_on_one_postgres_each_count_their_own_questions(tmp_pa
     finally:
         chroma.terminate()
         chroma.wait(30)
+
+
+def test_lifecycle_refuses_questions_once_draining_and_waits_for_those_in_flight():
+    from rag.web.lifecycle import Draining, Lifecycle
+
+    lifecycle = Lifecycle(grace_s=5)
+    finished = threading.Event()
+
+    def answer() -> None:
+        with lifecycle.question():
+            time.sleep(0.5)
+        finished.set()
+
+    worker = threading.Thread(target=answer)
+    worker.start()
+    time.sleep(0.1)
+    lifecycle.drain()
+    with pytest.raises(Draining, match="restarting"), lifecycle.question():
+        pass
+    assert lifecycle.in_flight == 1 and not lifecycle.wait_drained(0.05)
+    assert lifecycle.wait_drained(5) and finished.is_set() and lifecycle.in_flight == 0
+    worker.join()
+
+
+def test_warm_up_says_not_yet_then_loads_when_asked_again():
+    from rag.web.lifecycle import Lifecycle
+
+    lifecycle, tries = Lifecycle(), []
+
+    def load() -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise LookupError("no index")
+
+    lifecycle.warm_up(load, not_yet=lambda exc: "waiting for an index" if isinstance(exc, LookupError) else None)
+    wait_for(lambda: lifecycle.model_state != "loading the model", 5, "the first try")
+    assert lifecycle.model_state == "waiting for an index" and not lifecycle.model_ready.is_set()
+    lifecycle.retry_warm_up()
+    assert lifecycle.model_ready.wait(5) and lifecycle.model_state == "ready" and len(tries) == 2
+
+
+def test_readiness_answers_within_its_deadline_from_a_hung_check_and_at_once_while_draining():
+    from rag.health import Checker, NotReady, Readiness
+
+    hang, calls, draining = threading.Event(), [], [False]
+
+    def hung() -> str:
+        calls.append("hung")
+        hang.wait(30)
+        return "late"
+
+    def down() -> str:
+        raise NotReady("the record database is not answering (OperationalError)")
+
+    readiness = Readiness(Checker({"index": lambda: "27 chunks", "database": down, "model": hung}, timeout_s=0.5),
+                          draining=lambda: draining[0], cache_s=0.2)
+    started = time.perf_counter()
+    report = readiness.report()
+    assert time.perf_counter() - started < 2 and not report.ready
+    assert report.to_json()["checks"] == {
+        "index": {"ok": True, "detail": "27 chunks"},
+        "database": {"ok": False, "detail": "the record database is not answering (OperationalError)"},
+        "model": {"ok": False, "detail": "did not answer within 0.5 s"}}
+    time.sleep(0.3)
+    readiness.report()
+    assert calls == ["hung"], "a check still running is waited for again, not started twice"
+    hang.set()
+    draining[0] = True
+    started = time.perf_counter()
+    report = readiness.report()
+    assert time.perf_counter() - started < 0.1 and report.draining and not report.ready
+
+
+def test_the_session_reaper_drops_sessions_unused_for_the_ttl():
+    import datetime
+    import types
+
+    from rag.web.sessions import SessionReaper
+
+    now = datetime.datetime.now()
+    holder = types.SimpleNamespace(lock=threading.Lock(), session_data={"old": 1, "new": 2},
+                                   time_last_used={"old": now - datetime.timedelta(seconds=120), "new": now})
+    reaper = SessionReaper(types.SimpleNamespace(state_holder=holder), ttl_s=60)
+    assert reaper.live() == 2 and reaper.reap() == 1
+    assert holder.session_data == {"new": 2} and set(holder.time_last_used) == {"new"}

@@ -40,6 +40,8 @@ class Lifecycle:
         self._draining = threading.Event()
         self._in_flight = 0
         self._idle = threading.Condition()
+        self._load: Callable[[], None] | None = None  # set while a warm-up waits to be tried again
+        self._not_yet: Callable[[Exception], str | None] = lambda exc: None
 
     # --- warm-up -------------------------------------------------------------------------------
 
@@ -65,7 +67,7 @@ class Lifecycle:
 
     def retry_warm_up(self) -> None:
         """After "not yet" (say, an index built since): load again."""
-        if getattr(self, "_load", None) is not None and not self.model_ready.is_set():
+        if self._load is not None and not self.model_ready.is_set():
             load, self._load = self._load, None
             self.model_state = "loading the model"
             self.warm_up(load, self._not_yet)
