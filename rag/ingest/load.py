@@ -34,7 +34,7 @@ from rag.ingest.formats import (
 )
 from rag.schema import Article
 
-SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".odt"}
 LIST_SUFFIXES = {".jsonl", ".urls"}  # records of articles; lists of URLs
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -331,6 +331,10 @@ def load_file(path: Path, root: Path | None = None) -> Article:
         raise LoadError("empty file")
     if suffix == ".pdf":
         parsed = parse_pdf(data)
+    elif suffix in (".docx", ".odt"):
+        from rag.ingest.documents import parse_docx, parse_odt
+
+        parsed = parse_docx(data) if suffix == ".docx" else parse_odt(data)
     else:
         text = decode_text(data)
         parsed = parse_html(text) if suffix in {".html", ".htm"} else parse_markup(text, markdown=suffix != ".txt")
