@@ -269,6 +269,7 @@ def cmd_ask(args, settings: Settings) -> int:
 
 
 def format_answer(answer) -> str:
+    from rag.schema import page_label
     from rag.web.present import closest_passages, opening_words, period_said
 
     lines = []
@@ -280,7 +281,8 @@ def format_answer(answer) -> str:
         lines.append("Sources:")
         for c in answer.citations:
             excerpt = " ".join(c.text.split())
-            lines.append(f"  [{c.n}] {c.title} ({c.doc_id}): {excerpt[:200]}{'…' if len(excerpt) > 200 else ''}")
+            pages = f", {page_label(c.page, c.page_end)}" if c.page else ""
+            lines.append(f"  [{c.n}] {c.title} ({c.doc_id}{pages}): {excerpt[:200]}{'…' if len(excerpt) > 200 else ''}")
     elif answer.refused and answer.contexts:
         lines.append("Closest passages, for further reading:")
         for n, p in closest_passages(answer):

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 CHUNK_METADATA_KEYS = (
     "doc_id", "title", "section", "date", "date_num", "author", "source",
-    "start", "end", "chunk_id", "body_offset", "indexed_at",
+    "start", "end", "chunk_id", "body_offset", "indexed_at", "page", "page_end",
 )
 
 
@@ -39,6 +39,8 @@ class Article:
     # (start, end, heading) for each section heading in ``text``, in order.
     headings: list[tuple[int, int, str]] = field(default_factory=list)
     path: str = ""  # the file it was read from (rag.ingest.load.file_path), "" for pages and records
+    # A paged source (PDF): (offset in ``text``, page number) where each page's text starts, in order.
+    pages: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Passage:
     score: float = 0.0  # fused rank score (higher is better)
     dense_score: float | None = None  # cosine similarity when the dense retriever saw it
     shown: str = ""  # what the model was shown of ``text`` (its chosen sentences, rag.answer.context); "" = all
+    page: int = 0  # a paged source's first page of this passage (0: not paged)
+    page_end: int = 0  # … and its last
 
 
 # Why an answer is a refusal: the three ways the pipeline says "the articles don't say".
@@ -77,6 +81,15 @@ class Citation:
     text: str
     start: int
     end: int
+    page: int = 0  # the cited passage's pages in a paged source (PDF); 0: not paged
+    page_end: int = 0
+
+
+def page_label(page: int, page_end: int = 0) -> str:
+    """"p. 12", "pp. 12–13", or "" for an unpaged source."""
+    if not page:
+        return ""
+    return f"pp. {page}–{page_end}" if page_end and page_end != page else f"p. {page}"
 
 
 @dataclass
@@ -124,7 +137,8 @@ class Answer:
             "contexts": [
                 {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "text": p.text, "score": round(p.score, 6),
                  "title": p.title, "date": p.date, "section": p.section, "source": public_source(p.source),
-                 "start": p.start, "end": p.end, **({"shown": p.shown} if p.shown else {})}
+                 "start": p.start, "end": p.end, **({"shown": p.shown} if p.shown else {}),
+                 **({"page": p.page, "page_end": p.page_end or p.page} if p.page else {})}
                 for p in self.contexts
             ],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from rag.answer.citations import answers_kind, check_answer, expected_kinds, holds_question_years, is_refusal
 from rag.answer.context import estimate_tokens
 from rag.answer.prompt import format_passages
-from rag.schema import Answer
+from rag.schema import Answer, page_label
 
 
 def trace(answer: Answer) -> dict:
@@ -84,7 +84,9 @@ def format_trace(t: dict) -> str:
     for n, c in enumerate(t["ranking"], 1):
         dense = f"{c['dense_rank']:>3} / {c['dense_score']:.3f}" if c.get("dense_rank") else "  - /   -  "
         bm25 = f"{c['bm25_rank']:>3} / {c['bm25_score']:.2f}" if c.get("bm25_rank") else "  - / -"
-        lines.append(f"  {n:>2}. fused {c['fused'] or 0:.4f}  dense {dense}  bm25 {bm25}  {c['doc_id']}: {c['title'][:50]}")
+        pages = f" ({page_label(c['page'], c.get('page_end') or 0)})" if c.get("page") else ""
+        lines.append(f"  {n:>2}. fused {c['fused'] or 0:.4f}  dense {dense}  bm25 {bm25}  {c['doc_id']}{pages}: "
+                     f"{c['title'][:50]}")
     lines += ["", f"PROMPT  {t['prompt_tokens']} tokens ({t['prompt_tokens_counted_by']})", t["prompt"] or "  (no passages)",
               "", "MODEL OUTPUT", f"  {t['model_output']!r}" if t["model_output"] else "  (the model was not asked)",
               "", "CHECKER"]

@@ -198,7 +198,8 @@ class Pipeline:
         retrieve_ms = (time.perf_counter() - started) * 1000
         ranking = [{"chunk_id": d.id or d.metadata.get("chunk_id"), "doc_id": d.metadata.get("doc_id"),
                     "title": d.metadata.get("title", ""), "fused": d.metadata.get("score"),
-                    **{key: d.metadata.get(key) for key in ("dense_rank", "dense_score", "bm25_rank", "bm25_score")}}
+                    **{key: d.metadata.get(key) for key in ("dense_rank", "dense_score", "bm25_rank", "bm25_score",
+                                                            "page", "page_end")}}
                    for d in docs]  # the fused order, with each retriever's rank and score (rag.answer.explain)
         candidates = [to_passage(d) for d in docs]
         if timeframe.newest_first:  # "the latest guidance on …": newer relevant articles first
@@ -323,7 +324,8 @@ def finalize(question: str, text: str, passages: list[Passage], timings: dict, l
         return refusal(question, passages, timings, llm, text, kind="checks_withheld")
     citations = [
         Citation(n=n, doc_id=passages[n - 1].doc_id, title=passages[n - 1].title, chunk_id=passages[n - 1].chunk_id,
-                 text=passages[n - 1].text, start=passages[n - 1].start, end=passages[n - 1].end)
+                 text=passages[n - 1].text, start=passages[n - 1].start, end=passages[n - 1].end,
+                 page=passages[n - 1].page, page_end=passages[n - 1].page_end)
         for n in cited
     ]
     return Answer(question=question, answer=" ".join(parts), refused=False, citations=citations,

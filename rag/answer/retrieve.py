@@ -184,4 +184,6 @@ def to_passage(doc: Document) -> Passage:
         end=int(meta.get("end", 0)),
         score=float(meta.get("score", 0.0)),
         dense_score=meta.get("dense_score"),
+        page=int(meta.get("page") or 0),
+        page_end=int(meta.get("page_end") or 0),
     )

@@ -126,9 +126,11 @@ def date_number(iso: str) -> int:
 
 def make_chunk(article: Article, section: str, header: str, body: str, start: int) -> Document:
     end = start + len(body)
+    pages = pages_spanned(article.pages, start, end)
     # Everything a chunk carries goes into its id, so a changed title, author or position is
     # re-written by the indexer instead of being skipped as "unchanged".
-    identity = "\n".join([article.doc_id, f"{start}:{end}", article.author, article.source, header, body])
+    identity = "\n".join([article.doc_id, f"{start}:{end}", article.author, article.source, header, body,
+                          *([f"pages {pages[0]}-{pages[1]}"] if pages else [])])
     chunk_id = hashlib.sha256(identity.encode()).hexdigest()[:32]
     return Document(
         id=chunk_id,
@@ -137,8 +139,22 @@ def make_chunk(article: Article, section: str, header: str, body: str, start: in
             "doc_id": article.doc_id, "title": article.title, "section": section, "date": article.date,
             "date_num": date_number(article.date), "author": article.author, "source": article.source,
             "start": start, "end": end, "chunk_id": chunk_id, "body_offset": len(header) + 2,
+            **({"page": pages[0], "page_end": pages[1]} if pages else {}),
         },
     )
+
+
+def pages_spanned(page_starts: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
+    """(first page, last page) of the text ``[start, end)`` of a paged article; None when unpaged."""
+    if not page_starts:
+        return None
+    first = last = page_starts[0][1]
+    for offset, page in page_starts:
+        if offset <= start:
+            first = page
+        if offset < end:
+            last = page
+    return first, max(first, last)
 
 
 def chunk_body(doc: Document) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class LoadError(Exception):
@@ -57,6 +57,7 @@ class Parsed:
     date: str = ""
     author: str = ""
     source: str = ""
+    pages: list[int] = field(default_factory=list)  # a paged source: each block's page number (1-based)
 
 
 # Every pattern here runs on untrusted lines of any length, so each one is linear: no two
@@ -316,6 +317,7 @@ def parse_pdf(data: bytes) -> Parsed:
     if not text.strip():
         raise LoadError("PDF has no extractable text (scanned images need OCR first)")
     parsed = parse_markup(text, markdown=False)
+    parsed.pages = pages_of_blocks(parsed.blocks, pages)
     title = str(info.get("/Title") or "").strip()
     parsed.title = title or parsed.title
     parsed.author = str(info.get("/Author") or "").strip() or parsed.author
@@ -324,6 +326,25 @@ def parse_pdf(data: bytes) -> Parsed:
         parsed.date = f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
     return parsed
 
+
+
+def pages_of_blocks(blocks: list[tuple[str, str]], pages: list[str]) -> list[int]:
+    """The page each block starts on. Blocks were re-wrapped from the pages' text, so both are
+    compared without whitespace: each block's first characters are looked for from where the
+    previous block was found (a block not found keeps the previous block's page)."""
+    compact, page_at = [], []
+    for number, page in enumerate(pages, 1):
+        squeezed = re.sub(r"\s+", "", page)
+        compact.append(squeezed)
+        page_at += [number] * len(squeezed)
+    whole, cursor, found, page = "".join(compact), 0, [], 1
+    for _kind, text in blocks:
+        probe = re.sub(r"\s+", "", text)[:40]
+        at = whole.find(probe, cursor) if probe else -1
+        if at >= 0:
+            page, cursor = page_at[at] if at < len(page_at) else page, at + len(probe)
+        found.append(page)
+    return found
 
 
 def normalise_date(value: str) -> str:

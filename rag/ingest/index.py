@@ -456,7 +456,8 @@ def _checked_every(size: int, docs: Iterable[Document], check: Callable[[], None
 
 def article_fingerprint(article: Article, chunker: Chunker) -> str:
     content = json.dumps([article.doc_id, article.title, article.text, article.date, article.author,
-                          article.source, article.headings, chunker.signature], ensure_ascii=False)
+                          article.source, article.headings, chunker.signature,
+                          *([article.pages] if article.pages else [])], ensure_ascii=False)  # unpaged: as before
     return hashlib.sha256(content.encode()).hexdigest()
 
 

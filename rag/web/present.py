@@ -15,7 +15,7 @@ import re
 from urllib.parse import quote, urlencode
 
 from rag.ingest.chunk import readable_date
-from rag.schema import Answer, Passage
+from rag.schema import Answer, Passage, page_label
 
 CONTEXT_CHARS = 300
 
@@ -150,13 +150,21 @@ def turn_markdown(answer: Answer, turn: int, article_url=None) -> str:
         passage = answer.contexts[citation.n - 1] if citation.n <= len(answer.contexts) else None
         date = readable_date(passage.date) if passage and passage.date else ""
         source = passage.source if passage and passage.source.startswith(("http://", "https://")) else ""
-        url = source or (article_url(citation.doc_id) if article_url else "")
+        url = at_page(source, citation.page) or (article_url(citation.doc_id) if article_url else "")
         words = citation.text.split()
         excerpt = " ".join(words[:40]) + (" …" if len(words) > 40 else "")
-        title = f"*{md_text(citation.title)}*" + (f" ({date})" if date else "")
+        pages = page_label(citation.page, citation.page_end)
+        title = f"*{md_text(citation.title)}*" + (f" ({date})" if date else "") + (f", {pages}" if pages else "")
         link = f" <{autolink_target(url)}>" if url else ""
         lines.append(f"[^{turn}-{citation.n}]: {title}{link}: “{md_text(excerpt)}”")
     return "\n".join(lines) + "\n"
+
+
+def at_page(url: str, page: int) -> str:
+    """A PDF's URL opened at ``page`` (browsers' PDF viewers read ``#page=N``); other URLs as they are."""
+    if not url or not page or "#" in url or not url.split("?")[0].lower().endswith(".pdf"):
+        return url
+    return f"{url}#page={page}"
 
 
 def passage_card(passage: Passage, n: int, turn: int, *, cited: bool, article: str = "") -> str:
@@ -164,9 +172,12 @@ def passage_card(passage: Passage, n: int, turn: int, *, cited: bool, article: s
     meta = [readable_date(passage.date)] if passage.date else []
     if passage.section:
         meta.append(html.escape(passage.section))
+    if pages := page_label(passage.page, passage.page_end):
+        meta.append(pages)
     link = ""
     if passage.source.startswith(("http://", "https://")):
-        link = f' · <a href="{html.escape(passage.source, quote=True)}" target="_blank" rel="noopener noreferrer">source</a>'
+        target = html.escape(at_page(passage.source, passage.page), quote=True)
+        link = f' · <a href="{target}" target="_blank" rel="noopener noreferrer">source</a>'
     if article:
         before = article[max(0, passage.start - CONTEXT_CHARS):passage.start]
         after = article[passage.end:passage.end + CONTEXT_CHARS]
