@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 CHUNK_METADATA_KEYS = (
     "doc_id", "title", "section", "date", "date_num", "author", "source",
-    "start", "end", "chunk_id", "body_offset", "indexed_at", "page", "page_end",
+    "start", "end", "chunk_id", "body_offset", "indexed_at", "page", "page_end", "ocr",
 )
 
 
@@ -41,6 +41,7 @@ class Article:
     path: str = ""  # the file it was read from (rag.ingest.load.file_path), "" for pages and records
     # A paged source (PDF): (offset in ``text``, page number) where each page's text starts, in order.
     pages: list[tuple[int, int]] = field(default_factory=list)
+    ocr: bool = False  # some text was recognised from scanned pages: it may hold misread words
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Passage:
     shown: str = ""  # what the model was shown of ``text`` (its chosen sentences, rag.answer.context); "" = all
     page: int = 0  # a paged source's first page of this passage (0: not paged)
     page_end: int = 0  # … and its last
+    ocr: bool = False  # its article's text was (partly) recognised from a scan
 
 
 # Why an answer is a refusal: the three ways the pipeline says "the articles don't say".
@@ -138,7 +140,8 @@ class Answer:
                 {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "text": p.text, "score": round(p.score, 6),
                  "title": p.title, "date": p.date, "section": p.section, "source": public_source(p.source),
                  "start": p.start, "end": p.end, **({"shown": p.shown} if p.shown else {}),
-                 **({"page": p.page, "page_end": p.page_end or p.page} if p.page else {})}
+                 **({"page": p.page, "page_end": p.page_end or p.page} if p.page else {}),
+                 **({"ocr": True} if p.ocr else {})}
                 for p in self.contexts
             ],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     feed_max_pages: int = Field(50, description="Entry pages fetched from one feed per indexing run (the rest on "
                                 "the next run).")
 
+    # --- scanned PDFs (rag.ingest.ocr) -------------------------------------------------------------
+    ocr: bool = Field(True, description="Read PDF pages that have no text layer with Tesseract (Debian's "
+                      "tesseract-ocr); false: such pages are skipped, and a PDF with no text at all is refused.")
+    ocr_max_pages: int = Field(50, description="Scanned pages recognised per file at most (the rest are skipped).")
+    ocr_timeout_s: float = Field(600.0, description="Time OCR may take per file; the pages read by then are kept.")
+
     # --- web ----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 7860

@@ -186,4 +186,5 @@ def to_passage(doc: Document) -> Passage:
         dense_score=meta.get("dense_score"),
         page=int(meta.get("page") or 0),
         page_end=int(meta.get("page_end") or 0),
+        ocr=bool(meta.get("ocr")),
     )

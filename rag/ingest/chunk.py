@@ -130,7 +130,7 @@ def make_chunk(article: Article, section: str, header: str, body: str, start: in
     # Everything a chunk carries goes into its id, so a changed title, author or position is
     # re-written by the indexer instead of being skipped as "unchanged".
     identity = "\n".join([article.doc_id, f"{start}:{end}", article.author, article.source, header, body,
-                          *([f"pages {pages[0]}-{pages[1]}"] if pages else [])])
+                          *([f"pages {pages[0]}-{pages[1]}"] if pages else []), *(["ocr"] if article.ocr else [])])
     chunk_id = hashlib.sha256(identity.encode()).hexdigest()[:32]
     return Document(
         id=chunk_id,
@@ -140,6 +140,7 @@ def make_chunk(article: Article, section: str, header: str, body: str, start: in
             "date_num": date_number(article.date), "author": article.author, "source": article.source,
             "start": start, "end": end, "chunk_id": chunk_id, "body_offset": len(header) + 2,
             **({"page": pages[0], "page_end": pages[1]} if pages else {}),
+            **({"ocr": True} if article.ocr else {}),
         },
     )
 

@@ -44,7 +44,7 @@ def build_article(doc_id: str, parsed: Parsed, *, fallback_source: str) -> Artic
         offset += len(block) + 2
     title = parsed.title or _first_words(blocks[0][1])
     return Article(doc_id=doc_id, title=title, text="\n\n".join(text_parts), date=parsed.date, author=author,
-                   source=parsed.source or fallback_source, headings=headings, pages=page_starts)
+                   source=parsed.source or fallback_source, headings=headings, pages=page_starts, ocr=parsed.ocr)
 
 
 def _normal_key(text: str) -> str:

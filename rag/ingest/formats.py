@@ -58,6 +58,7 @@ class Parsed:
     author: str = ""
     source: str = ""
     pages: list[int] = field(default_factory=list)  # a paged source: each block's page number (1-based)
+    ocr: bool = False  # some of the text was recognised from scanned pages (rag.ingest.ocr)
 
 
 # Every pattern here runs on untrusted lines of any length, so each one is linear: no two
@@ -296,8 +297,9 @@ def html_metadata(soup) -> dict[str, str]:
             "source": source}
 
 
-def parse_pdf(data: bytes) -> Parsed:
-    """PDF: document info for metadata; page text treated as hard-wrapped plain text."""
+def parse_pdf(data: bytes, ocr=None) -> Parsed:
+    """PDF: document info for metadata; page text treated as hard-wrapped plain text. ``ocr``
+    (``rag.ingest.ocr.Ocr``, or None: off) reads the pages that have no text layer."""
     import io
 
     from pypdf import PdfReader
@@ -313,11 +315,17 @@ def parse_pdf(data: bytes) -> Parsed:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise LoadError(f"broken PDF: {exc}") from exc
+    scanned = [n for n, page in enumerate(pages, 1) if len(page.strip()) < MIN_PAGE_TEXT]
+    recognised = ocr.recognise(data, scanned) if ocr is not None and scanned else {}
+    for number, text in recognised.items():
+        pages[number - 1] = text
     text = "\n\n".join(pages)
     if not text.strip():
-        raise LoadError("PDF has no extractable text (scanned images need OCR first)")
+        raise LoadError("PDF has no extractable text (scanned images need OCR: RAG_OCR=true and Debian's tesseract-ocr)"
+                        if ocr is None else "PDF has no text, and OCR recognised none in its first pages")
     parsed = parse_markup(text, markdown=False)
     parsed.pages = pages_of_blocks(parsed.blocks, pages)
+    parsed.ocr = bool(recognised and any(t.strip() for t in recognised.values()))
     title = str(info.get("/Title") or "").strip()
     parsed.title = title or parsed.title
     parsed.author = str(info.get("/Author") or "").strip() or parsed.author
@@ -326,6 +334,9 @@ def parse_pdf(data: bytes) -> Parsed:
         parsed.date = f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
     return parsed
 
+
+
+MIN_PAGE_TEXT = 20  # a PDF page with less text than this is a scan
 
 
 def pages_of_blocks(blocks: list[tuple[str, str]], pages: list[str]) -> list[int]:

@@ -145,6 +145,7 @@ def _index_sources(components, sources: list[str], *, prune: bool, rebuild: bool
     """``run_indexing``'s work, inside the indexer lock."""
     from rag.ingest.fetch import Fetcher
     from rag.ingest.load import FeedLimits, load_sources
+    from rag.ingest.ocr import Ocr
 
     settings, started = components.settings, time.perf_counter()
     if rebuild:
@@ -159,7 +160,8 @@ def _index_sources(components, sources: list[str], *, prune: bool, rebuild: bool
     loaded = load_sources(sources, fetch=Fetcher.from_settings(settings), progress=load_progress,
                           skip_entry=lambda entry, doc_id: log.indexed_unchanged(entry) == doc_id
                           and bool(record_manager.list_keys(group_ids=[doc_id], limit=1)), within=within,
-                          feed_limits=FeedLimits(settings.feed_timeout_s, settings.feed_max_pages))
+                          feed_limits=FeedLimits(settings.feed_timeout_s, settings.feed_max_pages),
+                          ocr=Ocr.from_settings(settings))
     for source, reason in loaded.failures:
         report(f"skipped {source}: {reason}")
     if prune and loaded.failures:
@@ -457,7 +459,8 @@ def _checked_every(size: int, docs: Iterable[Document], check: Callable[[], None
 def article_fingerprint(article: Article, chunker: Chunker) -> str:
     content = json.dumps([article.doc_id, article.title, article.text, article.date, article.author,
                           article.source, article.headings, chunker.signature,
-                          *([article.pages] if article.pages else [])], ensure_ascii=False)  # unpaged: as before
+                          *([article.pages] if article.pages else []), *(["ocr"] if article.ocr else [])],
+                         ensure_ascii=False)  # unpaged, not scanned: as before
     return hashlib.sha256(content.encode()).hexdigest()
 
 

@@ -120,12 +120,12 @@ class FeedLimits:
 def load_sources(sources: list[str], fetch: Callable[..., tuple[bytes, str]] | None = None,
                  progress: Callable[[list, int], Iterable] | None = None,
                  skip_entry: Callable[[object, str], bool] | None = None,
-                 within: list[Path] | None = None, feed_limits: FeedLimits = FeedLimits()) -> LoadResult:
+                 within: list[Path] | None = None, feed_limits: FeedLimits = FeedLimits(), ocr=None) -> LoadResult:
     """Load files, folders, http(s) URLs (web pages, PDFs, RSS/Atom feeds), ``.urls`` lists of
     URLs and ``.jsonl`` records. ``skip_entry(entry, doc_id)``: whether a feed entry is indexed
     and unchanged, so its page need not be fetched (``rag.ingest.feeds.SourceLog``). Files found in a
     folder must lie inside it; with ``within`` (the watcher's folders), files named directly must
-    lie inside one of those folders too.
+    lie inside one of those folders too. ``ocr`` (``rag.ingest.ocr.Ocr``; None: off) reads scanned PDF pages.
 
     Every source that fails is reported with its reason in ``failures``; the rest still load.
     """
@@ -156,7 +156,7 @@ def load_sources(sources: list[str], fetch: Callable[..., tuple[bytes, str]] | N
                 work.append((file, root))
     for item in progress(work, len(work)) if progress else work:
         if isinstance(item, str):
-            _collect(result, item, lambda u=item: _load_web(u, fetch, result, add, skip_entry, feed_limits))
+            _collect(result, item, lambda u=item: _load_web(u, fetch, result, add, skip_entry, feed_limits, ocr))
             continue
         file, root = item
         if file.suffix.lower() == ".jsonl":
@@ -168,15 +168,15 @@ def load_sources(sources: list[str], fetch: Callable[..., tuple[bytes, str]] | N
                 result.failures.append((str(file), str(exc)))
                 continue
             for url in urls:
-                _collect(result, url, lambda u=url: _load_web(u, fetch, result, add, skip_entry, feed_limits))
+                _collect(result, url, lambda u=url: _load_web(u, fetch, result, add, skip_entry, feed_limits, ocr))
         else:
-            _collect(result, str(file), lambda f=file, r=root: add(load_file(f, r), str(f)))
+            _collect(result, str(file), lambda f=file, r=root: add(load_file(f, r, ocr), str(f)))
     return result
 
 
 def _load_web(url: str, fetch: Callable[..., tuple[bytes, str]], result: LoadResult,
               add: Callable[[Article, str], None], skip_entry: Callable[[object, str], bool] | None,
-              limits: FeedLimits) -> None:
+              limits: FeedLimits, ocr=None) -> None:
     """A web page or PDF becomes one article; a feed, one per entry (each entry's page fetched
     through the same ``fetch``, so every hop is checked as for a pasted URL), all of it within
     the feed's ``limits``."""
@@ -185,7 +185,7 @@ def _load_web(url: str, fetch: Callable[..., tuple[bytes, str]], result: LoadRes
     deadline = time.monotonic() + limits.seconds
     body, content_type = fetch(url, deadline=deadline)
     if not is_feed(body, content_type):
-        add(page_article(url, body, content_type), url)
+        add(page_article(url, body, content_type, ocr), url)
         return
     try:
         entries = read_feed(url, body)
@@ -208,7 +208,7 @@ def _load_web(url: str, fetch: Callable[..., tuple[bytes, str]], result: LoadRes
             return
 
         def load_entry(entry=entry, doc_id=doc_id) -> None:
-            add(page_article(entry.link, *fetch(entry.link, deadline=deadline)), entry.link)
+            add(page_article(entry.link, *fetch(entry.link, deadline=deadline), ocr), entry.link)
             result.feed_entries.append(replace(entry, doc_id=doc_id))
 
         _collect(result, entry.link, load_entry)
@@ -268,11 +268,11 @@ def load_url_bytes(url: str, deadline: float | None = None) -> tuple[bytes, str]
     return Fetcher()(url, deadline=deadline)
 
 
-def page_article(url: str, body: bytes, content_type: str) -> Article:
+def page_article(url: str, body: bytes, content_type: str, ocr=None) -> Article:
     """The article in a fetched web page (or PDF), extracted by trafilatura with its metadata."""
     doc_id = url_doc_id(url)
     if "pdf" in content_type or body.startswith(b"%PDF"):
-        return build_article(doc_id, parse_pdf(body), fallback_source=url)
+        return build_article(doc_id, parse_pdf(body, ocr), fallback_source=url)
     import trafilatura
     from bs4 import BeautifulSoup
 
@@ -316,7 +316,7 @@ def safe_doc_id(value: str) -> str:
     return cleaned[:200]
 
 
-def load_file(path: Path, root: Path | None = None) -> Article:
+def load_file(path: Path, root: Path | None = None, ocr=None) -> Article:
     """Read one file into a cleaned ``Article``; raises ``LoadError`` with the reason. ``root``: the
     folder it was found in, which the file (after links) must not leave."""
     if not path.exists():
@@ -330,7 +330,7 @@ def load_file(path: Path, root: Path | None = None) -> Article:
     if not data.strip():
         raise LoadError("empty file")
     if suffix == ".pdf":
-        parsed = parse_pdf(data)
+        parsed = parse_pdf(data, ocr)
     elif suffix in (".docx", ".odt"):
         from rag.ingest.documents import parse_docx, parse_odt
 

@@ -174,6 +174,8 @@ def passage_card(passage: Passage, n: int, turn: int, *, cited: bool, article: s
         meta.append(html.escape(passage.section))
     if pages := page_label(passage.page, passage.page_end):
         meta.append(pages)
+    if passage.ocr:
+        meta.append("<span class='ocr-note'>text recognised from a scan — check against the original</span>")
     link = ""
     if passage.source.startswith(("http://", "https://")):
         target = html.escape(at_page(passage.source, passage.page), quote=True)
