@@ -29,6 +29,7 @@ from rag.schema import Passage
 
 LEXICAL_WEIGHT = 0.35  # how much the shared-terms share adds to the cosine similarity
 RANK_WEIGHT = 0.05  # the best-ranked passage's sentences get this much more than the last one's
+TABLE_ROW = re.compile(r"\S \| \S|\S \| $|^ ?\| \S")  # "cell | cell": a row of a table
 _BLOCKS = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*•]|\(?[0-9ivx]+[.)]|\([a-z]\))\s)")
 
 
@@ -38,6 +39,7 @@ class _Candidate:
     order: int  # position in its passage
     text: str
     score: float = 0.0
+    header: str = ""  # a table row's header row: shown with it, or the row's figures mean nothing
 
 
 class SentenceVectors:
@@ -70,8 +72,22 @@ class SentenceVectors:
 
 
 def passage_sentences(text: str) -> list[str]:
-    """Sentences of a passage; list items and paragraphs never run into each other."""
-    return [s for block in _BLOCKS.split(text) for s in split_sentences(block)]
+    """Sentences of a passage; list items and paragraphs never run into each other, and each row
+    of a table (``cell | cell`` lines, ``rag.ingest.tables``) is a sentence of its own."""
+    return [sentence for sentence, _header in passage_units(text)]
+
+
+def passage_units(text: str) -> list[tuple[str, str]]:
+    """(sentence, the header row of the table it is a row of — "" for prose and for the header itself)."""
+    units: list[tuple[str, str]] = []
+    for block in _BLOCKS.split(text):
+        lines = block.strip().split("\n")
+        if len(lines) >= 2 and all(TABLE_ROW.search(line) for line in lines):
+            header = " ".join(lines[0].split())
+            units += [(header, "")] + [(" ".join(line.split()), header) for line in lines[1:]]
+        else:
+            units += [(sentence, "") for sentence in split_sentences(block)]
+    return units
 
 
 def estimate_tokens(text: str) -> int:
@@ -85,7 +101,8 @@ def focus(question: str, candidates: list[Passage], embeddings: SentenceVectors 
     their best sentence. Without an embedding model, sentences are scored by shared terms alone.
     For a compound question, a sentence's similarity is the best over the question and its
     ``parts``, so each half's answer can win a place."""
-    sentences = [_Candidate(i, j, s) for i, p in enumerate(candidates) for j, s in enumerate(passage_sentences(p.text))]
+    sentences = [_Candidate(i, j, s, header=h) for i, p in enumerate(candidates)
+                 for j, (s, h) in enumerate(passage_units(p.text))]
     if not sentences:
         return []
     _score(question, sentences, candidates, embeddings, list(parts))
@@ -102,11 +119,16 @@ def focus(question: str, candidates: list[Passage], embeddings: SentenceVectors 
             break
     shown = []
     for index, picked in chosen.items():  # insertion order: by each passage's best sentence
+        headers = {s.header for s in picked if s.header} - {s.text for s in picked}
+        picked += [s for s in sentences if s.passage == index and s.text in headers and not s.header][:len(headers)]
         picked.sort(key=lambda s: s.order)
         pieces = [picked[0].text]
         for before, after in zip(picked, picked[1:], strict=False):
-            pieces.append(("" if after.order == before.order + 1 else "… ") + after.text)
-        shown.append(replace(candidates[index], shown=" ".join(pieces)))
+            table = TABLE_ROW.search(before.text) and TABLE_ROW.search(after.text)  # rows stay one per line
+            gap = "\n" if table and after.order == before.order + 1 else "\n… " if table else \
+                " " if after.order == before.order + 1 else " … "
+            pieces.append(gap + after.text)
+        shown.append(replace(candidates[index], shown="".join(pieces)))
     return shown
 
 

@@ -2,7 +2,7 @@
 blocks and metadata out, as ``rag.ingest.formats`` does for the other formats.
 
 Kept: headings, paragraphs, list items ("- item"), tables (one ``cell | cell | cell`` line per
-row), footnotes and endnotes (as a "Notes" section at the end), and the document properties
+row, the header row repeated: ``rag.ingest.tables``), footnotes and endnotes (as a "Notes" section at the end), and the document properties
 (title, author, created or modified date). Ignored: macros, embedded objects, images (nothing is
 ever fetched), comments, tracked deletions.
 
@@ -22,6 +22,7 @@ import re
 import zipfile
 
 from rag.ingest.formats import LoadError, Parsed, normalise_date
+from rag.ingest.tables import table_blocks
 
 MAX_MEMBERS = 2_000
 MAX_INFLATED_BYTES = 200 * 1024 * 1024  # all XML parts together, inflated
@@ -113,7 +114,7 @@ def parse_docx(data: bytes) -> Parsed:
             else:
                 blocks.append(("para", text))
         elif child.tag == qn("w:tbl"):
-            blocks.extend(("para", row) for row in table_rows(
+            blocks.extend(("para", block) for block in table_blocks(
                 [[cell.text for cell in row.cells] for row in Table(child, document).rows]))
     notes = [_clean(note) for name in ("word/footnotes.xml", "word/endnotes.xml") if name in parts
              for note in _word_notes(parts[name])]
@@ -173,7 +174,7 @@ def parse_odt(data: bytes) -> Parsed:
                 rows = [[_clean(teletype.extractText(cell)) for cell in row.childNodes
                          if getattr(cell, "qname", None) == (TABLENS, "table-cell")]
                         for row in child.getElementsByType(_table_row())]
-                blocks.extend(("para", row) for row in table_rows(rows))
+                blocks.extend(("para", block) for block in table_blocks(rows))
             elif qname == (TEXTNS, "section"):
                 walk(child, in_list)
 
@@ -216,21 +217,6 @@ def _odf_text(element, notes: list[str]) -> str:
     return "".join(pieces)
 
 
-# --- shared -----------------------------------------------------------------------------------------
-
-
-def table_rows(rows: list[list[str]]) -> list[str]:
-    """Table rows as ``cell | cell | cell`` lines (empty rows dropped; merged cells, which the
-    libraries repeat, kept once per row)."""
-    lines = []
-    for row in rows:
-        cells = []
-        for cell in (_clean(text) for text in row):
-            if not cells or cell != cells[-1] or not cell:
-                cells.append(cell)
-        if any(cells):
-            lines.append(" | ".join(cells))
-    return lines
 
 
 def _clean(text: str) -> str:

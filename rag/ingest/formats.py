@@ -14,6 +14,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from rag.ingest.tables import pdf_tables, table_blocks
+
 
 class LoadError(Exception):
     """A file that cannot become an article; the message says why."""
@@ -247,9 +249,13 @@ def parse_html(html: str) -> Parsed:
         tag.decompose()
     root = soup.find("article") or soup.find("main") or soup.body or soup
     blocks: list[tuple[str, str]] = []
-    for element in root.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "blockquote", "pre", "td"]):
-        if element.find_parent(["p", "li", "blockquote", "pre", "td"]) is not None:
+    for element in root.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "blockquote", "pre", "table"]):
+        if element.find_parent(["p", "li", "blockquote", "pre", "table"]) is not None:
             continue  # nested inside a block we already take whole
+        if element.name == "table":  # rows of cells (rag.ingest.tables), the header row repeated
+            rows = [[cell.get_text(" ") for cell in row.find_all(["th", "td"])] for row in element.find_all("tr")]
+            blocks += [("para", block) for block in table_blocks(rows)]
+            continue
         text = _collapse_spaces(element.get_text(" "))
         if not text:
             continue
@@ -323,8 +329,17 @@ def parse_pdf(data: bytes, ocr=None) -> Parsed:
     if not text.strip():
         raise LoadError("PDF has no extractable text (scanned images need OCR: RAG_OCR=true and Debian's tesseract-ocr)"
                         if ocr is None else "PDF has no text, and OCR recognised none in its first pages")
-    parsed = parse_markup(text, markdown=False)
+    # Tables as rows (pdfplumber), in place of the run of cells the text layer gives for them.
+    max_pages, timeout_s = (ocr.max_pages, ocr.timeout_s) if ocr else (50, 600.0)  # OCR's limits, or its defaults
+    tables = {} if len(scanned) == len(pages) else pdf_tables(data, max_pages, timeout_s)
+    for number, (outside, _blocks) in tables.items():
+        pages[number - 1] = outside
+    parsed = parse_markup("\n\n".join(pages), markdown=False)
     parsed.pages = pages_of_blocks(parsed.blocks, pages)
+    for number, (_outside, blocks) in sorted(tables.items(), reverse=True):  # after the page's own text
+        at = next((i for i, page in enumerate(parsed.pages) if page > number), len(parsed.blocks))
+        parsed.blocks[at:at] = [("para", block) for block in blocks]
+        parsed.pages[at:at] = [number] * len(blocks)
     parsed.ocr = bool(recognised and any(t.strip() for t in recognised.values()))
     title = str(info.get("/Title") or "").strip()
     parsed.title = title or parsed.title
