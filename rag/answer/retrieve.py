@@ -151,9 +151,16 @@ class HybridRetriever(BaseRetriever):
         if count <= OVERFETCH_MAX or (overfetch > OVERFETCH_MAX and count <= MAX_ALLOWED_IDS):
             allowed = self.lexical.matching_ids(MAX_ALLOWED_IDS, **conditions)
             return store.similarity_search_with_score(query, k=self.fetch_k, ids=allowed)
-        hits = store.similarity_search_with_score(query, k=min(OVERFETCH_MAX, overfetch))
-        keep = self.lexical.allowed([doc.id for doc, _ in hits], **conditions)
-        return [(doc, distance) for doc, distance in hits if doc.id in keep][:self.fetch_k]
+        # Ids and distances only for the over-fetched hits (their texts and metadata would double
+        # the search's cost: 40 ms for 450 hits at 100k on a Chroma server, 18 ms without); the
+        # documents of the allowed best fetch_k are read after.
+        found = store._collection.query(query_embeddings=[store.embeddings.embed_query(query)],
+                                        n_results=min(OVERFETCH_MAX, overfetch), include=["distances"])
+        hits = list(zip(found["ids"][0], found["distances"][0], strict=True))
+        keep = self.lexical.allowed([chunk_id for chunk_id, _ in hits], **conditions)
+        best = [(chunk_id, distance) for chunk_id, distance in hits if chunk_id in keep][:self.fetch_k]
+        documents = {doc.id: doc for doc in store.get_by_ids([chunk_id for chunk_id, _ in best])}
+        return [(documents[chunk_id], distance) for chunk_id, distance in best if chunk_id in documents]
 
 
 def expand_lexical_query(query: str) -> str:
