@@ -8,6 +8,7 @@ import logging
 import gradio as gr
 
 from rag.ingest.index import IndexBusyError, IndexLockLostError
+from rag.ingest.load import SUPPORTED_SUFFIXES
 from rag.web.admin import Admin, AdminError
 from rag.web.limits import LoginThrottle
 from rag.web.protected import password_guarded
@@ -37,8 +38,8 @@ def build_admin_tab(admin: Admin, throttle: LoginThrottle) -> None:
         summaries = gr.Markdown("", elem_id="admin-summaries")
         articles = gr.Dataframe(headers=columns, interactive=False, elem_id="admin-articles", wrap=True)
         with gr.Row():
-            files = gr.File(label="Upload articles (.txt .md .html .pdf)", file_count="multiple",
-                            file_types=[".txt", ".md", ".html", ".htm", ".pdf"], elem_id="admin-files")
+            files = gr.File(label="Upload articles (.txt .md .html .pdf .docx .odt)", file_count="multiple",
+                            file_types=sorted(SUPPORTED_SUFFIXES), elem_id="admin-files")
             urls = gr.Textbox(label="…or paste URLs of pages or RSS/Atom feeds, one per line", lines=4,
                               elem_id="admin-urls")
         add = gr.Button("Add and index", variant="primary", elem_id="admin-add")
