@@ -12,6 +12,7 @@ so, since a scan's words may be misread.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ class Ocr:
             raise LoadError("scanned pages need OCR: install Debian's tesseract-ocr, or set RAG_OCR=false")
         import pypdfium2 as pdfium
         import pytesseract
+
+        # Tesseract's OpenMP threads fight each other on 2 cores: 12.9 s a page by default, 3.1 s
+        # with one thread (benchmarks/ocr.py). An operator's own OMP_THREAD_LIMIT is kept.
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
         if len(pages) > self.max_pages:
             log.warning("%s: %d scanned pages; recognising the first %d (RAG_OCR_MAX_PAGES)", name, len(pages),
