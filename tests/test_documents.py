@@ -108,6 +108,23 @@ def test_an_odt_keeps_its_heading_list_table_rows_footnote_and_properties(tmp_pa
         assert expected in article.text, expected
 
 
+def few_kb_bomb(path: Path, copies: int = 200, each: int = 10 * 1024 * 1024) -> Path:
+    """~25 KB that inflate to 2 GB: one deflated part of zeros, named 200 times in the zip's directory
+    (every entry points at the same data, as overlapping-file zip bombs do)."""
+    import struct
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+        out.writestr("word/document.xml", bytes(each))
+    data = buffer.getvalue()
+    size, offset = struct.unpack("<II", data[-22:][12:20])  # the end record: the directory's size and offset
+    entry = data[offset:offset + size]
+    entries = b"".join(entry.replace(b"word/document.xml", f"word/p{n:07d}.xml".encode()) for n in range(copies))
+    end = data[-22:-14] + struct.pack("<HH", copies, copies) + struct.pack("<II", len(entries), offset) + data[-2:]
+    path.write_bytes(data[:offset] + entries + end)
+    return path
+
+
 def bomb(path: Path, members: int = 120, each: int = 10 * 1024 * 1024) -> Path:
     """A real .docx skeleton plus parts of zeros: ~1 MB on disk, ~1.2 GB inflated."""
     zeros = bytes(each)
@@ -145,6 +162,7 @@ def test_hostile_office_files_get_one_clear_error_each_fast_with_bounded_memory_
     make_odt(folder / "report.odt")
     (folder / "corrupt.docx").write_bytes(good.read_bytes()[:700] + b"\x00garbage" * 50)
     bomb(folder / "bomb.docx")
+    few_kb_bomb(folder / "tiny-bomb.docx")
     with_document_xml(good, folder / "laughs.docx", ENTITIES)
     with_document_xml(good, folder / "external.docx", EXTERNAL)
     (folder / "locked.docx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096))  # Word's encrypted package
@@ -166,7 +184,9 @@ def test_hostile_office_files_get_one_clear_error_each_fast_with_bounded_memory_
 
     assert sorted(a.doc_id for a in result.articles) == ["memo", "report"]
     reasons = {Path(source).name: reason for source, reason in result.failures}
-    assert set(reasons) == {"corrupt.docx", "bomb.docx", "laughs.docx", "external.docx", "locked.docx", "locked.pdf"}
+    assert set(reasons) == {"corrupt.docx", "bomb.docx", "tiny-bomb.docx", "laughs.docx", "external.docx",
+                            "locked.docx", "locked.pdf"}
+    assert (folder / "tiny-bomb.docx").stat().st_size < 64 * 1024 and "zip bomb" in reasons["tiny-bomb.docx"]
     assert "broken .docx" in reasons["corrupt.docx"]
     assert "inflate" in reasons["bomb.docx"] and "zip bomb" in reasons["bomb.docx"]
     assert "entit" in reasons["laughs.docx"] and "entit" in reasons["external.docx"]
