@@ -135,7 +135,8 @@ class Answer:
             "question": self.question,
             "answer": self.answer,
             "refused": self.refused,
-            "citations": [asdict(c) for c in self.citations],
+            "citations": [{k: v for k, v in asdict(c).items() if c.page or k not in ("page", "page_end")}
+                          for c in self.citations],  # pages only for a paged source, as in contexts
             "contexts": [
                 {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "text": p.text, "score": round(p.score, 6),
                  "title": p.title, "date": p.date, "section": p.section, "source": public_source(p.source),
