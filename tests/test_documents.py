@@ -213,3 +213,32 @@ def test_a_zip_that_lies_about_its_size_is_stopped_while_inflating(tmp_path, mon
     with pytest.raises(LoadError, match="inflate"):
         checked_zip(path.read_bytes(), ".docx")
     assert MAX_INFLATED_BYTES >= 100 * 1024 * 1024, "the real limit leaves room for long documents"
+
+
+def test_an_odt_declaring_entities_is_refused_and_rag_index_indexes_the_rest_of_the_folder(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    good = make_odt(folder / "report.odt")
+    make_docx(folder / "memo.docx")
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(folder / "laughs.odt", "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "content.xml":  # the same document, with entities declared before its root
+                data = data.replace(b"?>", b'?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>', 1)
+            out.writestr(item, data)
+    few_kb_bomb(folder / "bomb.docx")
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_LLM": "extractive"}
+    run = subprocess.run([sys.executable, "-m", "rag", "index", str(folder)], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 1, run.stderr  # some sources failed: said, and the rest indexed
+    assert "laughs.odt" in run.stderr and "entit" in run.stderr and "bomb.docx" in run.stderr, run.stderr
+    docs = subprocess.run([sys.executable, "-m", "rag", "docs", "--json"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert sorted(row["doc_id"] for row in json.loads(docs.stdout)) == ["memo", "report"]
