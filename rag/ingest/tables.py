@@ -53,20 +53,19 @@ def pdf_tables(data: bytes, max_pages: int, timeout_s: float) -> dict[int, tuple
                 if time.monotonic() > deadline:
                     log.warning("table extraction stopped at page %d (RAG_OCR_TIMEOUT_S)", number)
                     break
-                tables = [t for t in page.find_tables() if _real(t)]
+                tables = [(t.bbox, rows) for t in page.find_tables() if _real(rows := t.extract())]
                 if not tables:
                     continue
                 outside = page
-                for table in tables:
-                    outside = outside.outside_bbox(table.bbox)
-                blocks = [block for table in sorted(tables, key=lambda t: t.bbox[1])
-                          for block in table_blocks(table.extract())]
+                for bbox, _rows in tables:
+                    outside = outside.outside_bbox(bbox)
+                blocks = [block for _bbox, rows in sorted(tables, key=lambda t: t[0][1]) for block in table_blocks(rows)]
                 found[number] = (outside.extract_text() or "", blocks)
     except (PDFSyntaxError, ValueError, KeyError, TypeError, OSError) as exc:  # tables are a bonus: the text stays
         log.warning("no tables read from a PDF: %s", type(exc).__name__)
     return found
 
 
-def _real(table) -> bool:
-    rows = table.extract()
+def _real(rows: list[list[str | None]]) -> bool:
+    """At least two rows and a row with two filled cells: a table, not a box drawn around text."""
     return len(rows) >= 2 and max((sum(1 for cell in row if cell) for row in rows), default=0) >= 2

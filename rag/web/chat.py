@@ -109,6 +109,7 @@ class ChatService:
         self.admin = Admin(components)
         self.downloads = Downloads()  # transcripts and exports, in a private temp folder
         self.background = None  # the summariser thread (rag.answer.summary.BackgroundSummaries), when app.py starts one
+        self.sessions = None  # the idle-session reaper (rag.web.sessions.SessionReaper), made by rag.web.server
         # Question sets: the project's development sets (when ../shared is beside the checkout) and
         # any set staff drop into RAG_DATA_DIR/question-sets.
         self.staff = Staff(components, feedback, [Path(__file__).resolve().parents[3] / "shared" / "eval",
