@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     setup_logging("text", level)
+    logging.getLogger("rag.ingest.ocr").setLevel(logging.INFO)  # a line per scanned page: each takes seconds
     try:
         settings = Settings(**dict(parse_overrides(args.set + getattr(args, "local_set", []))))
         if settings.log_format != "text":  # a log collector wants the events (an indexing run's) whatever -v says

@@ -303,7 +303,7 @@ def html_metadata(soup) -> dict[str, str]:
             "source": source}
 
 
-def parse_pdf(data: bytes, ocr=None) -> Parsed:
+def parse_pdf(data: bytes, ocr=None, name: str = "PDF") -> Parsed:
     """PDF: document info for metadata; page text treated as hard-wrapped plain text. ``ocr``
     (``rag.ingest.ocr.Ocr``, or None: off) reads the pages that have no text layer."""
     import io
@@ -322,7 +322,7 @@ def parse_pdf(data: bytes, ocr=None) -> Parsed:
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise LoadError(f"broken PDF: {exc}") from exc
     scanned = [n for n, page in enumerate(pages, 1) if len(page.strip()) < MIN_PAGE_TEXT]
-    recognised = ocr.recognise(data, scanned) if ocr is not None and scanned else {}
+    recognised = ocr.recognise(data, scanned, name) if ocr is not None and scanned else {}  # name: for its log lines
     for number, text in recognised.items():
         pages[number - 1] = text
     text = "\n\n".join(pages)

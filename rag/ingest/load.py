@@ -272,7 +272,7 @@ def page_article(url: str, body: bytes, content_type: str, ocr=None) -> Article:
     """The article in a fetched web page (or PDF), extracted by trafilatura with its metadata."""
     doc_id = url_doc_id(url)
     if "pdf" in content_type or body.startswith(b"%PDF"):
-        return build_article(doc_id, parse_pdf(body, ocr), fallback_source=url)
+        return build_article(doc_id, parse_pdf(body, ocr, url), fallback_source=url)
     import trafilatura
     from bs4 import BeautifulSoup
 
@@ -330,7 +330,7 @@ def load_file(path: Path, root: Path | None = None, ocr=None) -> Article:
     if not data.strip():
         raise LoadError("empty file")
     if suffix == ".pdf":
-        parsed = parse_pdf(data, ocr)
+        parsed = parse_pdf(data, ocr, path.name)
     elif suffix in (".docx", ".odt"):
         from rag.ingest.documents import parse_docx, parse_odt
 
