@@ -111,10 +111,16 @@ class Readiness:
     def report(self) -> Report:
         if self.draining():
             return Report([Check("serving", False, "shutting down: finishing the answers in flight")], draining=True)
-        with self._lock:
+        # A probe that arrives while a round runs gets the previous round's answer at once, rather
+        # than holding one of the server's worker threads for up to the deadline behind it.
+        if not self._lock.acquire(blocking=not self._last[1]):
+            return Report(list(self._last[1]))
+        try:
             if time.monotonic() - self._last[0] > self.cache_s:
                 self._last = (time.monotonic(), self.checker.run())
             return Report(list(self._last[1]))
+        finally:
+            self._lock.release()
 
 
 # --- the checks ------------------------------------------------------------------------------------

@@ -158,8 +158,10 @@ class Admin:
             raise AdminError("no such article: " + ", ".join(repr(d[:80]) for d in unknown[:5]))
         with indexer_lock(self.settings, wait=False):
             removed = remove_articles(doc_ids, store=self.components.store(), record_manager=record_manager)
-        for doc_id in doc_ids:  # an uploaded file would come back on the next re-index (on any machine)
-            self.stored_uploads.forget([name for name in self.stored_uploads.names() if Path(name).stem == doc_id])
+        # An uploaded file would come back on the next re-index (on any machine): its stored copy goes too.
+        removing = set(doc_ids)
+        self.stored_uploads.forget([name for name in self.stored_uploads.names() if Path(name).stem in removing])
+        for doc_id in doc_ids:
             for upload in uploads.get(doc_id, []):
                 upload.unlink(missing_ok=True)
         return removed

@@ -135,17 +135,21 @@ class IndexStats:
         return [GaugeMetricFamily(name, help_text) for name, help_text in self.HELP.items()]
 
     def collect(self):
-        with self._lock:
-            if time.monotonic() - self._when > STATS_EVERY_S:
-                if self._pending is None or self._pending.done():
-                    self._pending = in_a_thread(self.read)
-                try:
-                    self._values = {**self._values, **self._pending.result(timeout=STATS_TIMEOUT_S),
-                                    "rag_index_stats_up": 1.0}
-                    self._when = time.monotonic()
-                except Exception:  # a database or Chroma server down: say so, keep the last numbers
-                    self._values["rag_index_stats_up"] = 0.0
-            values = dict(self._values)
+        # A scrape while another one refreshes gets the numbers as they are (never waits behind it).
+        if self._lock.acquire(blocking=False):
+            try:
+                if time.monotonic() - self._when > STATS_EVERY_S:
+                    if self._pending is None or self._pending.done():
+                        self._pending = in_a_thread(self.read)
+                    try:
+                        self._values = {**self._values, **self._pending.result(timeout=STATS_TIMEOUT_S),
+                                        "rag_index_stats_up": 1.0}
+                        self._when = time.monotonic()
+                    except Exception:  # a database or Chroma server down: say so, keep the last numbers
+                        self._values = {**self._values, "rag_index_stats_up": 0.0}
+            finally:
+                self._lock.release()
+        values = self._values  # replaced whole, never changed in place: safe to read unlocked
         for name, value in values.items():
             yield GaugeMetricFamily(name, self.HELP.get(name, name), value=value)
 
@@ -154,6 +158,8 @@ def index_stats(components) -> Callable[[], dict[str, float]]:
     """How ``IndexStats`` reads the app's index: the collection's size, the records' articles and
     summaries, the last indexing run."""
 
+    opened = []  # the record manager, opened (and its schema checked) once it could be
+
     def read() -> dict[str, float]:
         from rag.ingest.index import Fingerprints, open_record_manager
         from rag.ingest.runs import IndexingRuns
@@ -161,7 +167,9 @@ def index_stats(components) -> Callable[[], dict[str, float]]:
         values: dict[str, float] = {}
         with components.live_store().reading() as store:
             values["rag_chunks"] = store._collection.count()
-        records = open_record_manager(components.settings)
+        if not opened:
+            opened.append(open_record_manager(components.settings))
+        records = opened[0]
         values["rag_articles"] = Fingerprints(records).count()
         values["rag_summaries_pending"] = components.summaries.pending()
         last = IndexingRuns(records.engine, records.namespace).last()

@@ -57,7 +57,7 @@ def build_server(service: ChatService, demo: gr.Blocks):
                           in_flight=lambda: service.lifecycle.in_flight)
 
     @server.get("/healthz")
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:  # on the event loop: never queued behind busy worker threads
         """The process serves (nothing else is checked): for a liveness probe."""
         return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
