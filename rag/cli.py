@@ -412,9 +412,7 @@ def cmd_summarize(args, settings: Settings) -> int:
 
 
 def cmd_docs(args, settings: Settings) -> int:
-    from rag.ingest.index import list_articles
-
-    rows = list_articles(components(settings).store())
+    rows = components(settings).articles()
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0

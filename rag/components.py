@@ -23,8 +23,10 @@ if TYPE_CHECKING:  # imported where used: `rag index` never loads the answer sid
     from langchain_chroma import Chroma
 
     from rag.answer.llm import Generator
+    from rag.answer.overview import Catalog
     from rag.answer.pipeline import Pipeline
     from rag.answer.retrieve import HybridRetriever
+    from rag.ingest.lexical import LexicalIndex, NoLexicalIndex
     from rag.ingest.store import LiveStore
     from rag.ingest.summaries import SummaryStore
 
@@ -71,15 +73,36 @@ class Components:
                        self.settings.chunk_overlap_tokens)
 
     @cached_property
+    def lexical(self) -> LexicalIndex | NoLexicalIndex:
+        """The word index beside the records (``rag.ingest.lexical``), with the article list."""
+        from rag.db import engine_for
+        from rag.ingest.lexical import open_lexical_index
+
+        return open_lexical_index(engine_for(self.settings.record_db_url, self.settings.db_timeouts),
+                                  f"chroma/{self.settings.collection}")
+
+    def articles(self) -> list[dict]:
+        """One row per indexed article (``rag.ingest.index.list_articles``)."""
+        from rag.ingest.index import list_articles
+
+        return list_articles(self.store(), self.lexical)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The article list, re-read only when the index changes (its generation)."""
+        from rag.answer.overview import Catalog
+
+        return Catalog(self.articles, lambda: self.live_store().generation())
+
+    @cached_property
     def retriever(self) -> HybridRetriever:
         from rag.answer.retrieve import HybridRetriever
-        from rag.db import engine_for
-        from rag.ingest.lexical import NoLexicalIndex, open_lexical_index
+        from rag.ingest.lexical import NoLexicalIndex
         from rag.ingest.store import StoreError
 
         self.store()  # fail now, with a clear message, if there is no index
         live = self.live_store()
-        lexical = open_lexical_index(engine_for(self.settings.record_db_url, self.settings.db_timeouts), f"chroma/{self.settings.collection}")
+        lexical = self.lexical
         if isinstance(lexical, NoLexicalIndex) and self.settings.retrieval_mode != "dense":
             raise StoreError(lexical.reason)  # said at start-up, not on every question
         if self.settings.retrieval_mode != "dense" and lexical.size() == 0 and self.store()._collection.count():
@@ -109,12 +132,10 @@ class Components:
     @cached_property
     def pipeline(self) -> Pipeline:
         from rag.answer.context import SentenceVectors
-        from rag.answer.overview import Catalog, Overview
+        from rag.answer.overview import Overview
         from rag.answer.pipeline import build_pipeline
-        from rag.ingest.index import list_articles
 
-        live = self.live_store()
-        overview = Overview(self.retriever, self.summaries, Catalog(lambda: list_articles(live.store()), live.generation),
+        overview = Overview(self.retriever, self.summaries, self.catalog,
                             SentenceVectors(self.embedding_model), self.settings.min_dense_score,
                             on_missing_summary=self.summary_wanted)
         return build_pipeline(self.settings, self.retriever, self.generator, self.embedding_model, overview)

@@ -1,10 +1,11 @@
 """Indexing into a real Chroma (temp dir): incremental, model-checked, listable, removable."""
 
 import pytest
+from sqlalchemy import text
 
 from rag.components import Components
 from rag.ingest.embed import EmbeddingModel
-from rag.ingest.index import index_articles, list_articles, open_record_manager, remove_articles
+from rag.ingest.index import articles_in_store, index_articles, list_articles, open_record_manager, remove_articles
 from rag.ingest.load import load_paths
 from rag.ingest.store import IndexMismatchError, StoreError, open_store
 
@@ -158,3 +159,58 @@ def test_disk_filling_up_during_indexing_is_clear_and_loses_nothing(tmp_path):
         assert "us-ai-export-controls-anthropic" in listed and len(listed) == 1 + len(list(docs.glob("*.md")))
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+class NoChroma:
+    """A store that must not be read: the article list comes from the word index."""
+
+    def get(self, *args, **kwargs):
+        raise AssertionError("the article list read every chunk's metadata from Chroma")
+
+
+def test_the_word_index_keeps_the_article_list_chromas_metadata_gives(settings, embedding_model, corpus_dir):
+    """The list (Admin tab, `rag docs`, the overview's catalogue) is read from a table kept with the
+    chunks, not from every chunk's metadata in Chroma (~110 s at 1M chunks on a Chroma server); it
+    follows additions, updates that drop chunks, pruning and removals exactly as Chroma's metadata does."""
+    parts = Components(settings, embedding_model=embedding_model)
+    long_read = corpus_dir / "long-read.md"
+    long_read.write_text("# Port Dredging Plan\n\n" + "\n\n".join(
+        f"Section {i}: the harbour authority will dredge berth {i} to fourteen metres, at a cost of "
+        f"{i} million, and publish sediment tests for each berth before the work starts." for i in range(60)))
+    run_index(parts, corpus_dir)
+
+    def kept_and_scanned():
+        return list_articles(NoChroma(), parts.lexical), articles_in_store(parts.store())
+
+    kept, scanned = kept_and_scanned()
+    assert kept == scanned and len(kept) == 4
+    assert {r["doc_id"]: r["chunks"] for r in kept}["long-read"] > 3
+
+    long_read.write_text("# Port Dredging Plan, revised\n\nOnly berth 1 will be dredged this year.\n")
+    (corpus_dir / "solar-schools.html").unlink()
+    run_index(parts, corpus_dir, prune=True)
+    kept, scanned = kept_and_scanned()
+    assert kept == scanned
+    rows = {r["doc_id"]: r for r in kept}
+    assert rows["long-read"]["chunks"] == 1 and rows["long-read"]["title"] == "Port Dredging Plan, revised"
+    assert "solar-schools" not in rows
+
+    remove_articles(["harbour-tolls"], store=parts.store(), record_manager=open_record_manager(settings))
+    kept, scanned = kept_and_scanned()
+    assert kept == scanned and {r["doc_id"] for r in kept} == {"library-hours", "long-read"}
+    assert parts.articles() == kept
+
+
+def test_an_index_built_before_the_article_list_lists_from_chroma_until_the_next_run_fills_it(indexed, corpus_dir):
+    scanned = articles_in_store(indexed.store())
+    t = indexed.lexical.t
+    with indexed.lexical.engine.begin() as db:  # the word index as the release before the list left it
+        db.execute(text(f"DROP TABLE {t}_articles"))
+        db.execute(text("DELETE FROM schema_migrations WHERE store LIKE 'articles/%'"))
+        db.execute(text("UPDATE schema_migrations SET number = 1 WHERE store LIKE 'lexical/%'"))
+    from rag.ingest.lexical import open_lexical_index
+
+    upgraded = open_lexical_index(indexed.lexical.engine, f"chroma/{indexed.settings.collection}")
+    assert upgraded.articles() is None and list_articles(indexed.store(), upgraded) == scanned
+    run_index(indexed, corpus_dir)  # nothing changed: the run only fills the list
+    assert list_articles(NoChroma(), upgraded) == scanned

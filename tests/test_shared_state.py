@@ -465,3 +465,33 @@ def test_a_date_filtered_postgres_search_ranked_unfiltered_first_equals_the_filt
                 "SELECT chunk_id FROM lexical_chroma_articles_chunks WHERE date_num >= :f AND date_num <= :t"),
                 {"f": spec.get("date_from", 0), "t": spec.get("date_to", 99999999)})}  # as _filter_sql reads them
             assert {chunk for chunk, _ in found} <= allowed, (question, spec)
+
+
+def test_the_article_list_follows_adds_deletes_and_removals_alike_on_both_engines(postgres, tmp_path):
+    """The word index's article list (``<t>_articles``): each article's newest metadata and
+    indexing time and its chunk count, kept in the chunks' own transactions on SQLite and PostgreSQL."""
+    ids, texts, metas = _chunks()
+    metas = [{**m, "title": f"Title of {m['doc_id']}\x00", "date": "2025-01-01", "source": "corpus/export.txt",
+              "indexed_at": "2026-01-01T00:00:00+00:00"} for m in metas]
+    first = metas[0]["doc_id"]
+    newer = {**metas[0], "title": f"Title of {first}, revised", "indexed_at": "2026-02-01T00:00:00+00:00"}
+    lists = {}
+    for name, engine in (("sqlite", sqlite_at(tmp_path / "list.sqlite")), ("postgresql", engine_for(postgres.new_database("list")))):
+        index = open_lexical_index(engine, "chroma/articles")
+        assert index.articles() == []  # a new index's list is complete from the start
+        index.add(ids, texts, metas)
+        index.add(["extra-chunk"], ["A chunk added later to the first article."], [newer])
+        index.delete(ids[:8])  # some chunks of several articles
+        index.delete_articles([metas[-1]["doc_id"]])
+        index.keep_only(metas[1]["doc_id"], set())  # every chunk of one article goes: so does its row
+        lists[name] = index.articles()
+    remaining = [(i, m) for i, m in zip(ids, metas, strict=True)
+                 if i not in ids[:8] and m["doc_id"] not in (metas[-1]["doc_id"], metas[1]["doc_id"])]
+    expected = {}
+    for _i, m in remaining + [("extra-chunk", newer)]:
+        row = expected.setdefault(m["doc_id"], {"doc_id": m["doc_id"], "title": f"Title of {m['doc_id']} ",
+                                                "date": "2025-01-01", "source": "corpus/export.txt", "chunks": 0,
+                                                "indexed_at": "2026-01-01T00:00:00+00:00"})
+        row["chunks"] += 1
+    expected[first].update(title=newer["title"], indexed_at=newer["indexed_at"])
+    assert lists["sqlite"] == lists["postgresql"] == sorted(expected.values(), key=lambda r: r["doc_id"])

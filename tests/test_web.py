@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -151,7 +152,6 @@ def test_the_box_empties_on_send_and_keeps_what_is_typed_during_the_answer(app_s
 
 
 def test_a_shared_link_asks_its_question_and_the_conversation_downloads_as_markdown(app_server, browser):
-    from urllib.parse import quote
 
     url, _ = app_server
     page = open_page(browser, f"{url}?q={quote(KIMI_QUESTION)}")  # what "Link to this question" opens
@@ -316,6 +316,29 @@ def test_a_period_in_the_question_shows_as_a_chip_whose_x_asks_again_over_all_da
     page.close()
 
 
+def test_an_article_indexed_while_the_app_serves_is_offered_by_the_filter_and_a_link_naming_it_filters(
+        app_server, browser, tmp_path):
+    """The filter's choices are read at each page load (they were fixed when the app started, so a
+    link naming a newer article searched every article instead)."""
+    url, data_dir = app_server
+    article = tmp_path / "ferry-timetable.md"
+    article.write_text("# Ferry Timetable Review\n\nThe ferry operator will add a 6 a.m. crossing on weekdays "
+                       "from May, and retire the late Sunday boat.\n", encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "rag", "index", str(article)], cwd=REPO, check=True, capture_output=True,
+                   timeout=300, env={**os.environ, "RAG_DATA_DIR": str(data_dir)})
+    page = open_page(browser, f"{url}?q={quote(KIMI_QUESTION)}&docs=ferry-timetable")
+    page.wait_for_function("document.querySelectorAll('#chat .answer, #chat .refusal').length > 0", timeout=120_000)
+    last = page.locator("#chat .answer, #chat .refusal").last.inner_text()
+    assert "Kimi" not in last, "the question was asked of the named article only"
+    titles = page.locator("#sources .src strong").all_text_contents()
+    assert all(title == "Ferry Timetable Review" for title in titles)
+    page.get_by_text("Filters").click()
+    chosen = page.locator("#doc-filter")
+    chosen.wait_for(timeout=10_000)
+    assert "Ferry Timetable Review" in chosen.inner_text(), "the link's article shows as chosen"
+    page.close()
+
+
 def test_a_withheld_answer_is_shown_as_a_draft_while_checked_and_never_left_on_screen(browser, tmp_path):
     """A model server that writes an answer the passages do not support: the reader sees it arrive
     marked as being checked, and then only the refusal with the closest passages."""
@@ -342,3 +365,15 @@ def test_a_withheld_answer_is_shown_as_a_draft_while_checked_and_never_left_on_s
             assert page.locator("#chat .refusal li").count() >= 1  # the closest passages, to read on
             page.close()
     assert llm.requests, "the app never asked the model server"
+
+
+def test_the_filter_offers_the_newest_articles_and_any_a_link_names_when_there_are_very_many():
+    from rag.web.page import FILTER_CHOICES, filter_choices, filter_label
+
+    rows = [{"doc_id": f"a{i:05d}", "title": f"Article {i}", "date": f"{2000 + i // 365}-01-01" if i % 7 else ""}
+            for i in range(FILTER_CHOICES + 500)]
+    offered = [doc_id for _label, doc_id in filter_choices(rows, also=["a00007"])]
+    dated = sorted((r for r in rows if r["date"]), key=lambda r: r["date"], reverse=True)
+    assert len(offered) == FILTER_CHOICES + 1 and offered[-1] == "a00007"
+    assert offered[0] == dated[0]["doc_id"] and {r["doc_id"] for r in dated[:FILTER_CHOICES]} == set(offered[:FILTER_CHOICES])
+    assert "newest 1,000 of 1,500" in filter_label(rows) and filter_label(rows[:10]) == "Only these articles"

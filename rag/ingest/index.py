@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,8 @@ from rag.settings import Settings
 
 if TYPE_CHECKING:  # chromadb is imported when a store is opened, not by importing this module
     from langchain_chroma import Chroma
+
+log = logging.getLogger(__name__)
 
 
 class IndexBusyError(Exception):
@@ -385,6 +388,12 @@ def index_articles(
     lexical = lexical_index_of(record_manager)
     if lexical.size() == 0 and record_manager.list_keys(limit=1):  # an index built before the lexical table
         backfill_lexical(the_store(), lexical)
+    elif not lexical.articles_complete() and not isinstance(lexical, NoLexicalIndex):
+        log.info("filling the article list once from the collection's metadata (an index built before it was kept)")
+        listed = time.perf_counter()
+        rows = articles_in_store(the_store())
+        lexical.fill_articles(rows)
+        log.info("article list filled: %d articles in %.0f s", len(rows), time.perf_counter() - listed)
     fingerprints = Fingerprints(record_manager)
     known = fingerprints.all()
     todo: dict[str, tuple[str, list[Document]]] = {}
@@ -529,8 +538,16 @@ def indexed_doc_ids(record_manager: SQLRecordManager) -> list[str]:
         return sorted(r[0] for r in rows if r[0])
 
 
-def list_articles(store: Chroma) -> list[dict]:
-    """One row per indexed article: doc_id, title, date, source, chunks, indexed_at."""
+def list_articles(store: Chroma, lexical: LexicalIndex | NoLexicalIndex | None = None) -> list[dict]:
+    """One row per indexed article: doc_id, title, date, source, chunks, indexed_at — from the
+    lexical index's article list when it has one (``rag.ingest.lexical``), else from Chroma."""
+    if lexical is not None and (rows := lexical.articles()) is not None:
+        return rows
+    return articles_in_store(store)
+
+
+def articles_in_store(store: Chroma) -> list[dict]:
+    """``list_articles`` from every chunk's metadata in Chroma: ~11 s per 100k chunks on a Chroma server."""
     rows: dict[str, dict] = {}
     for meta in iter_metadatas(store):
         row = rows.setdefault(meta["doc_id"], {

@@ -53,7 +53,7 @@ MAX_DF = 0.10
 K1, B = 1.2, 0.75  # BM25's parameters, FTS5's defaults
 # The word index's tables, columns, indexes and triggers as ``_ensure_tables`` makes them: raise this
 # whenever that changes, so that existing indexes run it again once (and only then).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the article list (``<t>_articles``)
 POST_FILTER = 20  # a date-filtered BM25 first ranks this many times k unfiltered (PostgreSQL)
 CONFIG = "rag_english"  # PostgreSQL's text search configuration (see PostgresLexicalIndex)
 _PORTER = Stemmer.Stemmer("porter")  # the algorithm of FTS5's porter tokenizer: vocabulary look-ups agree
@@ -107,7 +107,26 @@ class LexicalIndex:
         # queue behind an indexer's open batch, and a reader's start must never wait for one.
         if not self._schema_current():
             self._ensure_tables()
+            self._ensure_articles_table()
             self._mark_schema_current()
+
+    def _ensure_articles_table(self) -> None:
+        """One row per article — title, date, source, newest indexing time, chunks — kept by ``add``
+        and ``delete`` in the chunks' transaction: what the catalogue, the Admin tab and ``rag list``
+        read. Listing articles from Chroma's metadata instead reads every chunk's (110 s at 1M chunks
+        on a Chroma server). A new, empty index's list is complete from the start; an existing one's
+        is filled once by the next indexing run (``fill_articles``), and read from Chroma until then."""
+        with self.engine.begin() as db:
+            db.execute(text(f"CREATE TABLE IF NOT EXISTS {self.t}_articles (doc_id TEXT PRIMARY KEY, "
+                            f"title TEXT NOT NULL, date TEXT NOT NULL, source TEXT NOT NULL, "
+                            f"indexed_at TEXT NOT NULL, chunks INTEGER NOT NULL)"))
+            if db.execute(text(f"SELECT 1 FROM {self.t}_chunks LIMIT 1")).first() is None:
+                self._mark_articles_complete(db)
+
+    def _mark_articles_complete(self, db: Connection) -> None:
+        create_migrations_table(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE store = :s"), {"s": f"articles/{self.t}"})
+        db.execute(text("INSERT INTO schema_migrations VALUES (:s, 1, :at)"), {"s": f"articles/{self.t}", "at": now()})
 
     def _schema_current(self) -> bool:
         """Read-only: no lock an indexer holds stands in its way."""
@@ -135,9 +154,18 @@ class LexicalIndex:
     # PostgreSQL needs the mean: averaging on SQLite would read every chunk's row every 5 s.
     _STATISTICS = "SELECT count(*), 0 FROM {t}_chunks"
 
+    # An article's row takes the metadata of its newest chunks, the newest indexing time and a fresh count.
+    _UPSERT_ARTICLE = (
+        "INSERT INTO {t}_articles (doc_id, title, date, source, indexed_at, chunks) VALUES (:doc_id, :title, "
+        ":date, :source, :indexed_at, (SELECT count(*) FROM {t}_chunks WHERE doc_id = :doc_id)) "
+        "ON CONFLICT (doc_id) DO UPDATE SET title = excluded.title, date = excluded.date, source = excluded.source, "
+        "indexed_at = CASE WHEN excluded.indexed_at > {t}_articles.indexed_at THEN excluded.indexed_at "
+        "ELSE {t}_articles.indexed_at END, chunks = excluded.chunks")
+
     def add(self, ids: list[str], texts: list[str], metadatas: list[dict], fence=None) -> None:
-        """Insert chunks (a chunk already present is left as is: its id is a hash of its content).
-        ``fence(connection)``, when given, runs first in the same transaction (the indexer lock's)."""
+        """Insert chunks (a chunk already present is left as is: its id is a hash of its content) and
+        update their articles' rows. ``fence(connection)``, when given, runs first in the same
+        transaction (the indexer lock's)."""
         rows = [{"chunk_id": i, "doc_id": str(m.get("doc_id", "")), "date_num": int(m.get("date_num") or 0), "body": b,
                  "words": len(_WORD.findall(b))}
                 for i, b, m in zip(ids, texts, metadatas, strict=True)]
@@ -146,14 +174,37 @@ class LexicalIndex:
                 if fence is not None:
                     fence(db)
                 db.execute(text(self._INSERT.format(t=self.t)), rows)
+                if articles := _article_rows(metadatas):
+                    db.execute(text(self._UPSERT_ARTICLE.format(t=self.t)), articles)
 
     def delete(self, ids: list[str]) -> None:
         with self.engine.begin() as db:
+            touched = self._doc_ids_of(db, ids)
             db.execute(text(f"DELETE FROM {self.t}_chunks WHERE chunk_id = :chunk_id"), [{"chunk_id": i} for i in ids])
+            self._recount(db, touched)
+
+    def _doc_ids_of(self, db: Connection, ids: list[str]) -> list[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):  # SQLite's limit on a statement's variables
+            part = ids[start:start + 500]
+            marks = ", ".join(f":c{i}" for i in range(len(part)))
+            found.update(row[0] for row in db.execute(text(f"SELECT DISTINCT doc_id FROM {self.t}_chunks "
+                                                           f"WHERE chunk_id IN ({marks})"),
+                                                      {f"c{i}": c for i, c in enumerate(part)}))
+        return sorted(found)
+
+    def _recount(self, db: Connection, doc_ids: list[str]) -> None:
+        """After chunks were deleted: their articles' counts, and no row for an article left without any."""
+        if doc_ids:
+            t = self.t
+            db.execute(text(f"UPDATE {t}_articles SET chunks = (SELECT count(*) FROM {t}_chunks WHERE doc_id = :d) "
+                            f"WHERE doc_id = :d"), [{"d": d} for d in doc_ids])
+            db.execute(text(f"DELETE FROM {t}_articles WHERE doc_id = :d AND chunks = 0"), [{"d": d} for d in doc_ids])
 
     def delete_articles(self, doc_ids: list[str]) -> None:
         with self.engine.begin() as db:
             db.execute(text(f"DELETE FROM {self.t}_chunks WHERE doc_id = :doc_id"), [{"doc_id": d} for d in doc_ids])
+            db.execute(text(f"DELETE FROM {self.t}_articles WHERE doc_id = :doc_id"), [{"doc_id": d} for d in doc_ids])
 
     def keep_only(self, doc_id: str, chunk_ids: set[str]) -> int:
         """Remove an article's chunks that are not in ``chunk_ids`` (what a crash may have left)."""
@@ -168,6 +219,35 @@ class LexicalIndex:
     def clear(self) -> None:
         with self.engine.begin() as db:
             db.execute(text(f"DELETE FROM {self.t}_chunks"))
+            db.execute(text(f"DELETE FROM {self.t}_articles"))
+            self._mark_articles_complete(db)
+
+    def fill_articles(self, rows: list[dict]) -> None:
+        """Fill the article list of an index built before it was kept (``rows`` as
+        ``rag.ingest.index.articles_in_store`` lists them); the indexer's, under its lock. Rows the
+        indexer already keeps stay as they are."""
+        with self.engine.begin() as db:
+            if rows:
+                db.execute(text(f"INSERT INTO {self.t}_articles (doc_id, title, date, source, indexed_at, chunks) "
+                                f"VALUES (:doc_id, :title, :date, :source, :indexed_at, :chunks) "
+                                f"ON CONFLICT (doc_id) DO NOTHING"),
+                           [{**row, **_article_row(row)} for row in rows])
+            self._mark_articles_complete(db)
+
+    def articles_complete(self) -> bool:
+        with self.engine.connect() as db:
+            return db.execute(text("SELECT 1 FROM schema_migrations WHERE store = :s"),
+                              {"s": f"articles/{self.t}"}).first() is not None
+
+    def articles(self) -> list[dict] | None:
+        """One row per indexed article (doc_id, title, date, source, chunks, indexed_at) by doc_id;
+        None while the list of an older index has not been filled (``fill_articles``)."""
+        if not self.articles_complete():
+            return None
+        with self.engine.connect() as db:
+            rows = db.execute(text(f"SELECT doc_id, title, date, source, chunks, indexed_at FROM {self.t}_articles "
+                                   f"ORDER BY doc_id"))
+            return [dict(row._mapping) for row in rows]
 
     # --- the readers' side --------------------------------------------------------------------
 
@@ -370,11 +450,14 @@ class PostgresLexicalIndex(LexicalIndex):
 
     def delete(self, ids: list[str]) -> None:
         with self.engine.begin() as db:  # one statement: the frequency trigger runs once
-            db.execute(text(f"DELETE FROM {self.t}_chunks WHERE chunk_id = ANY(:ids)"), {"ids": list(ids)})
+            touched = [row[0] for row in db.execute(text(f"DELETE FROM {self.t}_chunks WHERE chunk_id = ANY(:ids) "
+                                                         f"RETURNING doc_id"), {"ids": list(ids)})]
+            self._recount(db, sorted(set(touched)))
 
     def delete_articles(self, doc_ids: list[str]) -> None:
         with self.engine.begin() as db:
             db.execute(text(f"DELETE FROM {self.t}_chunks WHERE doc_id = ANY(:ids)"), {"ids": list(doc_ids)})
+            db.execute(text(f"DELETE FROM {self.t}_articles WHERE doc_id = ANY(:ids)"), {"ids": list(doc_ids)})
 
     def _frequencies(self, db: Connection, words: list[str]) -> dict[str, tuple[str, int]]:
         # The index's own parser and stemmer turn each word into its lexeme (a stop word into none).
@@ -417,6 +500,23 @@ class PostgresLexicalIndex(LexicalIndex):
                 f"ORDER BY best.score DESC, best.chunk LIMIT :k")
 
 
+def _article_row(metadata: dict) -> dict:
+    # PostgreSQL text cannot hold NUL characters.
+    return {key: str(metadata.get(key) or "").replace("\x00", " ")
+            for key in ("doc_id", "title", "date", "source", "indexed_at")}
+
+
+def _article_rows(metadatas: list[dict]) -> list[dict]:
+    """A batch's articles, each with its chunks' newest indexing time."""
+    rows: dict[str, dict] = {}
+    for metadata in metadatas:
+        row = _article_row(metadata)
+        if row["doc_id"]:
+            newest = max(row["indexed_at"], rows.get(row["doc_id"], row)["indexed_at"])
+            rows[row["doc_id"]] = {**row, "indexed_at": newest}
+    return list(rows.values())
+
+
 def _filter_sql(doc_ids: tuple[str, ...], date_from: int, date_to: int) -> tuple[list[str], dict]:
     conditions, params = [], {}
     if doc_ids:
@@ -455,6 +555,15 @@ class NoLexicalIndex:
 
     def clear(self) -> None:
         pass
+
+    def fill_articles(self, rows) -> None:
+        pass
+
+    def articles_complete(self) -> bool:
+        return False
+
+    def articles(self) -> None:
+        return None  # listed from Chroma's metadata
 
     def size(self) -> int:
         return 0

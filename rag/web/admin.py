@@ -12,7 +12,7 @@ import hmac
 from functools import cached_property
 from pathlib import Path
 
-from rag.ingest.index import IndexSummary, list_articles, open_record_manager, remove_articles, run_indexing
+from rag.ingest.index import IndexSummary, open_record_manager, remove_articles, run_indexing
 from rag.ingest.load import SUPPORTED_SUFFIXES, is_url, safe_doc_id
 from rag.ingest.uploads import UploadStore
 
@@ -66,7 +66,7 @@ class Admin:
         the app prepares it (``rag.answer.summary.BackgroundSummaries``)."""
         self.check(password)
         try:
-            rows = list_articles(self.components.store())
+            rows = self.components.articles()
         except Exception:  # no index yet
             return []
         try:

@@ -24,7 +24,6 @@ from rag.answer.pipeline import Final, QuestionError, Restart, Sources, Token, c
 from rag.answer.retrieve import Filters
 from rag.components import Components
 from rag.ingest.formats import normalise_date
-from rag.ingest.index import list_articles
 from rag.ingest.store import StoreError, article_text
 from rag.logs import event_log, log_event
 from rag.schema import Answer
@@ -122,7 +121,7 @@ class ChatService:
 
     def articles(self) -> list[dict]:
         try:
-            return list_articles(self.components.store())
+            return list(self.components.catalog.articles().values())
         except Exception as exc:  # no index yet: the chat says so on the first question
             log.warning("cannot list articles: %s", exc)
             return []

@@ -28,6 +28,22 @@ log = logging.getLogger(__name__)
 # at a time, round-robin between clients). Shared, so waiting questions hold at most 16 of Gradio's 40
 # worker threads and ratings, the Admin tab and /article are never starved by a burst of questions.
 QUESTIONS_IN_FLIGHT = 16
+# The article filter offers the newest this many articles (and any a shared link names): every choice
+# travels in each page's config, ~90 bytes apiece — 22 MB for the 250k articles of a 1M-chunk index.
+FILTER_CHOICES = 1000
+
+
+def filter_choices(rows: list[dict], also: list[str] = ()) -> list[tuple[str, str]]:
+    """(label, doc_id) of the newest ``FILTER_CHOICES`` articles, plus the ``also`` ones, newest first."""
+    newest = sorted(rows, key=lambda r: r.get("date") or "", reverse=True)
+    chosen = newest[:FILTER_CHOICES] + [r for r in newest[FILTER_CHOICES:] if r["doc_id"] in also]
+    return [(f"{r['title'][:70]} ({r['doc_id']})", r["doc_id"]) for r in chosen]
+
+
+def filter_label(rows: list[dict]) -> str:
+    if len(rows) > FILTER_CHOICES:
+        return f"Only these articles (the newest {FILTER_CHOICES:,} of {len(rows):,}; type to search them)"
+    return "Only these articles"
 
 TAGLINE = "Ask the article collection. Every claim links to the passage that supports it — or you are told the articles don't say."
 
@@ -99,7 +115,7 @@ document.addEventListener('toggle', async (event) => {
 
 
 def build_app(service: ChatService) -> gr.Blocks:
-    article_choices = [(f"{r['title'][:70]} ({r['doc_id']})", r["doc_id"]) for r in service.articles()]
+    articles = service.articles()
     # Uploaded temp files older than an hour are deleted every ten minutes (and all at restart).
     with gr.Blocks(title=TITLE, delete_cache=(600, 3600)) as demo:
         session = gr.State(Session())  # deep-copied per reader by Gradio
@@ -122,7 +138,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                     download = gr.DownloadButton("Download conversation (Markdown)", size="sm", elem_id="download",
                                                  interactive=False)
                 with gr.Accordion("Filters", open=False):
-                    doc_filter = gr.Dropdown(article_choices, multiselect=True, label="Only these articles",
+                    doc_filter = gr.Dropdown(filter_choices(articles), multiselect=True, label=filter_label(articles),
                                              elem_id="doc-filter")
                     with gr.Row():
                         date_from = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", elem_id="date-from")
@@ -178,12 +194,14 @@ def build_app(service: ChatService) -> gr.Blocks:
         ).then(export, session, [download, chip], api_visibility="private")
 
         # A shared link (``/?q=…&docs=…&from=…&to=…``, see rag.web.present.share_query) asks at once.
-        known_ids = {doc_id for _label, doc_id in article_choices}
-
+        # Each page load also offers the articles indexed now (an index re-built while the app serves).
         def read_link(request: gr.Request):
             params = request.query_params if request else {}
+            rows = service.articles()
+            known_ids = {row["doc_id"] for row in rows}
             docs = [d for d in params.get("docs", "").split(",") if d in known_ids]
-            return (params.get("q", "")[: service.settings.max_question_chars], params.get("dates") == "all", docs,
+            offered = gr.Dropdown(choices=filter_choices(rows, docs), value=docs, label=filter_label(rows))
+            return (params.get("q", "")[: service.settings.max_question_chars], params.get("dates") == "all", offered,
                     params.get("from", "")[:20], params.get("to", "")[:20])
 
         def respond_to_link(message: str, all_dates: bool, history: list, state: Session, docs, start, end,
