@@ -14,7 +14,10 @@ the real embedding model for queries) reports, over SciFact questions:
   waits for the index to catch up), beside an ordinary question's p50 (the baseline);
   with ``--record-db-url``/``--chroma`` (shared state on PostgreSQL and a ``chroma run`` server,
   README "Several machines") that process has a data dir of its own: another machine;
-- the reader's RSS, and the index's size on disk.
+- the reader's RSS, and the index's size on disk;
+- how long the article list takes (the Admin tab, ``rag docs``, the overview's catalogue), where
+  it came from (the word index's table, or — an index built before it, until an indexing run fills
+  it — every chunk's metadata in Chroma), and again after the re-index.
 
 ``--json`` prints one object (``chunks``, ``hybrid_p50_ms``, ``filtered_p50_ms``,
 ``after_reindex_wait_ms``, ``rss_mb``, …). Needs ../shared/datasets/scifact.
@@ -112,6 +115,14 @@ def probe(data_dir: Path, questions: int) -> None:
         retriever.invoke(question, filters=filters)
         return (time.perf_counter() - started) * 1000
 
+    def listed() -> dict:
+        """The article list (Admin tab, `rag docs`, the overview's catalogue): from the word index's
+        table when it is filled, else from every chunk's metadata in Chroma."""
+        started = time.perf_counter()
+        rows = parts.articles()
+        return {"articles": len(rows), "list_ms": round((time.perf_counter() - started) * 1000, 1),
+                "list_from": "word index" if parts.lexical.articles_complete() else "chroma"}
+
     for question in asked[:5]:  # warm caches as an app does after its first questions
         timed(question, "hybrid")
     print("ready", flush=True)
@@ -124,9 +135,12 @@ def probe(data_dir: Path, questions: int) -> None:
                 result[f"{name}_p50_ms"] = round(statistics.median(times), 1)
                 result[f"{name}_p95_ms"] = round(percentile(times, 0.95), 1)
             result["rss_mb"] = round(rss_mb(), 1)
+            result.update(listed())
             print(json.dumps(result), flush=True)
         elif command.strip() == "first":
-            print(json.dumps({"after_reindex_wait_ms": round(timed(asked[-1], "hybrid"), 1)}), flush=True)
+            wait_ms = round(timed(asked[-1], "hybrid"), 1)
+            after = {f"{key}_after_reindex": value for key, value in listed().items()}
+            print(json.dumps({"after_reindex_wait_ms": wait_ms, **after}), flush=True)
 
 
 def rss_mb() -> float:
@@ -211,6 +225,9 @@ def main() -> int:
         print(f"  first question after re-indexing {result['reindexed_chunks']} chunks: "
               f"{result['after_reindex_wait_ms']:.1f} ms (baseline: hybrid p50 {result['hybrid_p50_ms']:.1f} ms)")
         print(f"  reader RSS {result['rss_mb']:.0f} MB; index on disk {result['disk_mb']:.0f} MB")
+        print(f"  article list ({result['articles']:,} articles): {result['list_ms']:.0f} ms from "
+              f"{result['list_from']}; after the re-index {result['list_ms_after_reindex']:.0f} ms from "
+              f"{result['list_from_after_reindex']}")
     return 0
 
 
