@@ -2,7 +2,8 @@
 
 The index lives beside the record manager (``RAG_RECORD_DB_URL``, by default
 ``RAG_DATA_DIR/records.sqlite``), one table set per collection: ``<t>_chunks`` holds each chunk's
-id, article id, date and text (``page_content``: header + body). The indexer writes it in the same
+id, article id, date and text (``page_content``: header + body), ``<t>_articles`` one row per
+article (the article list: title, date, source, chunks). The indexer writes them in the same
 code path that writes Chroma (``LexicalIndex.add``/``delete``, called from ``rag.ingest.store.MirroredChroma``),
 so it is updated in place, chunk by chunk: no process ever re-reads or re-tokenises the corpus,
 every process that shares the database sees each change at once (a reader waits at most for one
