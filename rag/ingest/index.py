@@ -391,7 +391,7 @@ def index_articles(
     elif not lexical.articles_complete() and not isinstance(lexical, NoLexicalIndex):
         log.info("filling the article list once from the collection's metadata (an index built before it was kept)")
         listed = time.perf_counter()
-        rows = articles_in_store(the_store())
+        rows = articles_in_store(the_store(), lexical)
         lexical.fill_articles(rows)
         log.info("article list filled: %d articles in %.0f s", len(rows), time.perf_counter() - listed)
     fingerprints = Fingerprints(record_manager)
@@ -543,13 +543,18 @@ def list_articles(store: Chroma, lexical: LexicalIndex | NoLexicalIndex | None =
     lexical index's article list when it has one (``rag.ingest.lexical``), else from Chroma."""
     if lexical is not None and (rows := lexical.articles()) is not None:
         return rows
-    return articles_in_store(store)
+    return articles_in_store(store, lexical)
 
 
-def articles_in_store(store: Chroma) -> list[dict]:
-    """``list_articles`` from every chunk's metadata in Chroma: ~11 s per 100k chunks on a Chroma server."""
+def articles_in_store(store: Chroma, lexical: LexicalIndex | NoLexicalIndex | None = None) -> list[dict]:
+    """``list_articles`` from every chunk's metadata in Chroma, read by the word index's chunk ids
+    when it has them (5,000 ids a request: ~0.3 s at any size), else page by page (an offset Chroma
+    skips row by row: ~2.5 s a page at 500k, 3.7 s at 950k — 7 min for 1M chunks)."""
     rows: dict[str, dict] = {}
-    for meta in iter_metadatas(store):
+    pages = lexical.chunk_id_pages() if lexical is not None and lexical.size() else None
+    metadatas = (meta for ids in pages for meta in store.get(ids=ids, include=["metadatas"])["metadatas"]) \
+        if pages is not None else iter_metadatas(store)
+    for meta in metadatas:
         row = rows.setdefault(meta["doc_id"], {
             "doc_id": meta["doc_id"], "title": meta.get("title", ""), "date": meta.get("date", ""),
             "source": meta.get("source", ""), "chunks": 0, "indexed_at": meta.get("indexed_at", ""),

@@ -38,6 +38,7 @@ import hashlib
 import math
 import re
 import time
+from collections.abc import Iterator
 from functools import cache
 
 import Stemmer
@@ -234,6 +235,20 @@ class LexicalIndex:
                                 f"ON CONFLICT (doc_id) DO NOTHING"),
                            [{**row, **_article_row(row)} for row in rows])
             self._mark_articles_complete(db)
+
+    def chunk_id_pages(self, page: int = 5000) -> Iterator[list[str]]:
+        """Every chunk's id, ``page`` at a time in id order (each page from the primary key, where
+        an OFFSET would re-read every row before it)."""
+        after = ""
+        while True:
+            with self.engine.connect() as db:
+                ids = [row[0] for row in db.execute(text(f"SELECT chunk_id FROM {self.t}_chunks WHERE chunk_id > :after "
+                                                         f"ORDER BY chunk_id LIMIT :page"), {"after": after, "page": page})]
+            if ids:
+                yield ids
+            if len(ids) < page:
+                return
+            after = ids[-1]
 
     def articles_complete(self) -> bool:
         with self.engine.connect() as db:
@@ -562,6 +577,9 @@ class NoLexicalIndex:
 
     def articles_complete(self) -> bool:
         return False
+
+    def chunk_id_pages(self, page: int = 5000) -> Iterator[list[str]]:
+        return iter(())
 
     def articles(self) -> None:
         return None  # listed from Chroma's metadata
