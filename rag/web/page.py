@@ -42,7 +42,7 @@ def filter_choices(rows: list[dict], also: list[str] = ()) -> list[tuple[str, st
 
 def filter_label(rows: list[dict]) -> str:
     if len(rows) > FILTER_CHOICES:
-        return f"Only these articles (the newest {FILTER_CHOICES:,} of {len(rows):,}; type to search them)"
+        return f"Only these articles (offered: the newest {FILTER_CHOICES:,} of {len(rows):,})"
     return "Only these articles"
 
 TAGLINE = "Ask the article collection. Every claim links to the passage that supports it — or you are told the articles don't say."
