@@ -107,6 +107,12 @@ def ask(page, question: str, answers_before: int = 0) -> None:
         timeout=120_000)
 
 
+def index_into(data_dir: Path, article: Path) -> None:
+    """``rag index`` of one more article into a running app's data dir, as an operator would."""
+    subprocess.run([sys.executable, "-m", "rag", "index", str(article)], cwd=REPO, check=True, capture_output=True,
+                   timeout=300, env={**os.environ, "RAG_DATA_DIR": str(data_dir)})
+
+
 def screenshot(page, name: str) -> None:
     if os.environ.get("RAG_UPDATE_SCREENSHOTS"):
         page.screenshot(path=str(REPO / "docs" / name), full_page=True)
@@ -289,8 +295,7 @@ def test_a_period_in_the_question_shows_as_a_chip_whose_x_asks_again_over_all_da
     article = tmp_path / "harbour-tolls.md"
     article.write_text("# Harbour Toll Reform Passes\n\nDate: 2024-03-05\n\nThe city council voted on Tuesday to cut "
                        "harbour tolls for fishing boats by 40 percent.\n", encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "rag", "index", str(article)], cwd=REPO, check=True, capture_output=True,
-                   timeout=300, env={**os.environ, "RAG_DATA_DIR": str(data_dir)})
+    index_into(data_dir, article)
     page = open_page(browser, url)
     ask(page, "How much were harbour tolls for fishing boats cut in March 2024?")
     assert page.locator("#chat .chip").last.inner_text() == "Articles from March 2024"
@@ -324,8 +329,7 @@ def test_an_article_indexed_while_the_app_serves_is_offered_by_the_filter_and_a_
     article = tmp_path / "ferry-timetable.md"
     article.write_text("# Ferry Timetable Review\n\nThe ferry operator will add a 6 a.m. crossing on weekdays "
                        "from May, and retire the late Sunday boat.\n", encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "rag", "index", str(article)], cwd=REPO, check=True, capture_output=True,
-                   timeout=300, env={**os.environ, "RAG_DATA_DIR": str(data_dir)})
+    index_into(data_dir, article)
     page = open_page(browser, f"{url}?q={quote(KIMI_QUESTION)}&docs=ferry-timetable")
     page.wait_for_function("document.querySelectorAll('#chat .answer, #chat .refusal').length > 0", timeout=120_000)
     last = page.locator("#chat .answer, #chat .refusal").last.inner_text()

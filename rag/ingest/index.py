@@ -549,7 +549,7 @@ def list_articles(store: Chroma, lexical: LexicalIndex | NoLexicalIndex | None =
 def articles_in_store(store: Chroma, lexical: LexicalIndex | NoLexicalIndex | None = None) -> list[dict]:
     """``list_articles`` from every chunk's metadata in Chroma, read by the word index's chunk ids
     when it has them (5,000 ids a request: ~0.3 s at any size), else page by page (an offset Chroma
-    skips row by row: ~2.5 s a page at 500k, 3.7 s at 950k — 7 min for 1M chunks)."""
+    skips row by row: 2.5 s a page at 500k, 3.7 s at 950k — at 1M chunks unfinished after 12 min)."""
     rows: dict[str, dict] = {}
     pages = lexical.chunk_id_pages() if lexical is not None and lexical.size() else None
     metadatas = (meta for ids in pages for meta in store.get(ids=ids, include=["metadatas"])["metadatas"]) \
