@@ -3,6 +3,7 @@ ratings and the ``/ask`` API; the Admin and Evaluate tabs when their passwords a
 
 from __future__ import annotations
 
+import heapq
 import logging
 
 import gradio as gr
@@ -35,8 +36,13 @@ FILTER_CHOICES = 1000
 
 def filter_choices(rows: list[dict], also: list[str] = ()) -> list[tuple[str, str]]:
     """(label, doc_id) of the newest ``FILTER_CHOICES`` articles, plus the ``also`` ones, newest first."""
-    newest = sorted(rows, key=lambda r: r.get("date") or "", reverse=True)
-    chosen = newest[:FILTER_CHOICES] + [r for r in newest[FILTER_CHOICES:] if r["doc_id"] in also]
+    def date(row: dict) -> str:
+        return row.get("date") or ""
+
+    # Every page load: nlargest is sorted()[:n] without sorting them all (60 vs 280 ms for 247k).
+    newest = heapq.nlargest(FILTER_CHOICES, rows, key=date)
+    offered = {r["doc_id"] for r in newest}
+    chosen = newest + sorted((r for r in rows if r["doc_id"] in also and r["doc_id"] not in offered), key=date, reverse=True)
     return [(f"{r['title'][:70]} ({r['doc_id']})", r["doc_id"]) for r in chosen]
 
 
